@@ -1,0 +1,23 @@
+"""Shared fixtures: every test runs with its own cache folder and without the CI's strict/data settings
+unless it asks for them, so results never depend on the machine's environment variables."""
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("PAPERLIB_STRICT", raising=False)
+    yield
+
+
+def write_tone(path, sr=8000, seconds=0.5, freq=440.0, channels=1, amp=0.5):
+    "Write a sine tone (the fixtures' stand-in for a recording) and return its path."
+    t = np.arange(int(sr * seconds)) / sr
+    y = amp * np.sin(2 * np.pi * freq * t)
+    if channels > 1:
+        y = np.stack([y] * channels, axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, y, sr)
+    return path

@@ -1,0 +1,210 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from paperlib import data
+from paperlib.core import ConfigError, DataError
+from conftest import write_tone
+
+needs_fluidsynth = pytest.mark.skipif(not data.renderer_present(), reason="FluidSynth or the GM SoundFonts are not installed")
+
+
+# ---------------------------------------------------------------- read_audio
+def test_read_audio_reads_and_validates(tmp_path):
+    y, sr = data.read_audio(write_tone(tmp_path / "a.wav"), sr=8000)
+    assert y.dtype == np.float32 and y.shape == (4000,) and sr == 8000
+    with pytest.raises(DataError, match="does not exist"):
+        data.read_audio(tmp_path / "missing.wav")
+    (tmp_path / "bad.wav").write_bytes(b"RIFF0000WAVEjunk")
+    with pytest.raises(DataError, match="could not be decoded"):
+        data.read_audio(tmp_path / "bad.wav")
+    sf.write(tmp_path / "silent.wav", np.zeros(100), 8000)
+    with pytest.raises(DataError, match="silent"):
+        data.read_audio(tmp_path / "silent.wav")
+    with pytest.raises(DataError, match="16000 Hz was expected"):
+        data.read_audio(tmp_path / "a.wav", sr=16000)
+    y2, sr2 = data.read_audio(tmp_path / "a.wav", sr=16000, resample=True)
+    assert sr2 == 16000 and abs(len(y2) - 8000) <= 1
+    write_tone(tmp_path / "st.wav", channels=2)
+    with pytest.raises(DataError, match="2 channel"):
+        data.read_audio(tmp_path / "st.wav", channels=1)
+    assert data.read_audio(tmp_path / "st.wav")[0].ndim == 1
+    assert data.read_audio(tmp_path / "st.wav", mono=False)[0].shape[0] == 2
+    sf.write(tmp_path / "nan.wav", np.array([0.1, np.nan, 0.2] * 10, dtype=np.float32), 8000, subtype="FLOAT")
+    with pytest.raises(DataError, match="NaN"):
+        data.read_audio(tmp_path / "nan.wav")
+
+
+# ---------------------------------------------------------------- loaders on fixtures in the published layouts
+def _fsdd(root, speakers=("alice", "bob"), digits=range(3), takes=2):
+    for s in speakers:
+        for d in digits:
+            for k in range(takes):
+                write_tone(root / "fsdd/recordings" / f"{d}_{s}_{k}.wav", freq=200 + 50 * d, seconds=0.2 + 0.05 * k)
+    return root
+
+
+def test_fsdd_loader_reads_layout_and_metadata(tmp_path):
+    _fsdd(tmp_path)
+    (tmp_path / "fsdd/metadata.py").write_text("metadata = {'alice': {'gender': 'female'}, 'bob': {'gender': 'male'}}\n")
+    clips = data.load_fsdd(tmp_path)
+    assert len(clips) == 12 and clips.sr == 8000
+    assert sorted(set(clips.labels)) == [0, 1, 2]
+    assert set(clips.meta.gender) == {"female", "male"}
+    assert len(data.load_fsdd(tmp_path, speakers=["bob"], per_speaker_digit=1)) == 3
+    with pytest.raises(ConfigError, match="carol"):
+        data.load_fsdd(tmp_path, speakers=["carol"])
+    write_tone(tmp_path / "fsdd/recordings/notadigit.wav")
+    with pytest.raises(DataError, match="naming"):
+        data.load_fsdd(tmp_path)
+
+
+def test_fsdd_loader_rejects_wrong_rate_and_missing_folder(tmp_path):
+    with pytest.raises(DataError, match="fsdd/recordings"):
+        data.load_fsdd(tmp_path)
+    write_tone(tmp_path / "fsdd/recordings/1_x_0.wav", sr=16000)
+    with pytest.raises(DataError, match="1_x_0.wav is at 16000 Hz"):
+        data.load_fsdd(tmp_path)
+
+
+def test_audiomnist_loader(tmp_path):
+    for spk in ("01", "02"):
+        for d in (0, 1):
+            write_tone(tmp_path / f"audiomnist/data/{spk}/{d}_{spk}_0.wav", sr=48000, seconds=0.1)
+    (tmp_path / "audiomnist/data/audioMNIST_meta.txt").write_text(json.dumps({"01": {"gender": "male"}, "02": {"gender": "female"}}))
+    clips = data.load_audiomnist(tmp_path, sr=8000)
+    assert len(clips) == 4 and clips.sr == 8000 and set(clips.meta.gender) == {"male", "female"}
+    assert abs(len(clips.audio[0]) - 800) <= 1
+
+
+def test_nsynth_loader(tmp_path):
+    split = tmp_path / "nsynth/nsynth-test"
+    ex = {}
+    for i, fam in enumerate(["guitar", "flute", "guitar"]):
+        key = f"{fam}_acoustic_00{i}-060-100"
+        ex[key] = {"note_str": key, "instrument_family_str": fam, "pitch": 60, "velocity": 100, "sample_rate": 16000}
+        write_tone(split / "audio" / f"{key}.wav", sr=16000, seconds=1.0)
+    (split / "examples.json").write_text(json.dumps(ex))
+    clips = data.load_nsynth(tmp_path, n_samples=4000)
+    assert len(clips) == 3 and {len(a) for a in clips.audio} == {4000}
+    assert list(data.load_nsynth(tmp_path, families=["flute"]).labels) == ["flute"]
+    assert len(data.load_nsynth(tmp_path, per_family=1)) == 2
+
+
+def test_urbansound8k_loader_resamples_and_downmixes(tmp_path):
+    base = tmp_path / "urbansound8k/UrbanSound8K"
+    write_tone(base / "audio/fold1/100_a.wav", sr=44100, channels=2, seconds=0.5)
+    write_tone(base / "audio/fold2/200_b.wav", sr=22050, seconds=0.25)
+    (base / "metadata").mkdir(parents=True)
+    (base / "metadata/UrbanSound8K.csv").write_text(
+        "slice_file_name,fsID,start,end,salience,fold,classID,class\n"
+        "100_a.wav,100,0,0.5,1,1,1,car_horn\n200_b.wav,200,0,0.25,2,2,3,dog_bark\n")
+    clips = data.load_urbansound8k(tmp_path, sr=16000)
+    assert list(clips.labels) == ["car_horn", "dog_bark"] and clips.sr == 16000
+    assert [len(a) for a in clips.audio] == [8000, 4000]
+    assert len(data.load_urbansound8k(tmp_path, folds=[2])) == 1
+
+
+def test_tau2019_loader(tmp_path):
+    base = tmp_path / "tau2019"
+    write_tone(base / "audio/airport-barcelona-0-0-a.wav", sr=48000, channels=2, seconds=0.2)
+    write_tone(base / "audio/park-paris-1-0-a.wav", sr=48000, channels=2, seconds=0.2)
+    (base / "meta.csv").write_text("filename\tscene_label\tidentifier\tsource_label\n"
+                                   "audio/airport-barcelona-0-0-a.wav\tairport\tbarcelona-0\ta\n"
+                                   "audio/park-paris-1-0-a.wav\tpark\tparis-1\ta\n")
+    clips = data.load_tau2019(tmp_path, sr=16000)
+    assert list(clips.labels) == ["airport", "park"] and clips.audio[0].shape == (3200,)
+
+
+# ---------------------------------------------------------------- source selection
+def test_select_source_rules(tmp_path, monkeypatch):
+    assert data.select_source("spoken_digits", "auto", _fsdd(tmp_path / "with")).name == "fsdd"
+    empty = tmp_path / "empty"; empty.mkdir()
+    with pytest.raises(DataError, match="not available"):
+        data.select_source("spoken_digits", "fsdd", empty)
+    with pytest.raises(ConfigError, match="not a known source"):
+        data.select_source("spoken_digits", "fsd", empty)
+    with pytest.raises(ConfigError, match="serves task"):
+        data.select_source("spoken_digits", "nsynth", empty)
+    with pytest.warns(UserWarning, match="FALLBACK"):
+        assert data.select_source("spoken_digits", "auto", empty).name == "numpy-digits"
+    monkeypatch.setenv("PAPERLIB_STRICT", "1")
+    with pytest.raises(DataError, match="PAPERLIB_STRICT"):
+        data.select_source("spoken_digits", "auto", empty)
+    assert data.select_source("spoken_digits", "numpy-digits", empty).kind == "fallback"   # asked for by name: allowed
+
+
+def test_load_dataset_records_provenance(tmp_path):
+    clips = data.load_dataset("spoken_digits", "fsdd", root=_fsdd(tmp_path))
+    assert clips.source["name"] == "fsdd" and clips.source["kind"] == "real" and clips.source["n_clips"] == 12
+
+
+def test_clips_to_array_and_subset(tmp_path):
+    clips = data.load_fsdd(_fsdd(tmp_path))
+    arr = clips.to_array(1000)
+    assert arr.shape == (12, 1000) and arr.dtype == np.float32
+    assert np.array_equal(arr[0], clips.audio[0][:1000])
+    centred = data.Clips([np.ones(10, np.float32)], 8000, clips.meta.iloc[:1]).to_array(20, align="center")
+    assert centred[0, 5:15].sum() == 10 and centred[0, :5].sum() == 0
+    sub = clips.subset(clips.labels == 2)
+    assert len(sub) == 4 and set(sub.labels) == {2}
+
+
+def test_numpy_digits_fallback_is_deterministic_and_labelled():
+    a = data.synth_digits(n_speakers=2, takes=1, seed=3)
+    b = data.synth_digits(n_speakers=2, takes=1, seed=3)
+    assert len(a) == 20 and sorted(set(a.labels)) == list(range(10))
+    assert all(np.array_equal(x, y) for x, y in zip(a.audio, b.audio))
+    assert all(0.25 < len(x) / a.sr < 1.0 and np.abs(x).max() > 0.1 for x in a.audio)
+
+
+# ---------------------------------------------------------------- renderers
+@pytest.mark.parametrize("make", [lambda: data.NumpyRenderer(16000),
+                                  pytest.param(lambda: data.SoundFontRenderer("FluidR3_GM", 16000), marks=needs_fluidsynth)])
+def test_renderer_contract(make):
+    r = make()
+    y = r.render(24, 52, 100, note_on=0.1, note_off=0.5, duration=1.0)
+    assert y.dtype == np.float32 and y.shape == (16000,)
+    onset = int(np.argmax(np.abs(y) > 1e-6))
+    assert np.all(y[:1600] == 0) and 1600 <= onset < 1600 + 160      # the note starts at note_on, not before
+    again = make().render(24, 52, 100, note_on=0.1, note_off=0.5, duration=1.0)
+    assert np.array_equal(y, again)                                   # same render sequence -> bit-identical
+    quiet, loud = (np.abs(r.render(24, 52, v, 0.0, 0.5, 1.0)).max() for v in (25, 127))
+    assert loud > quiet > 0
+    drum = r.render(0, 38, 100, note_on=0.05, note_off=0.1, duration=0.25, drum=True)
+    assert drum.shape == (4000,) and np.abs(drum).max() > 0.01 and np.all(drum[:800] == 0)
+    for bad in [dict(pitch=128), dict(velocity=0), dict(note_on=0.6, note_off=0.5), dict(note_on=2.0, note_off=3.0)]:
+        kw = dict(program=24, pitch=52, velocity=100, note_on=0.0, note_off=0.5, duration=1.0) | bad
+        with pytest.raises(ConfigError):
+            r.render(**kw)
+
+
+@needs_fluidsynth
+def test_soundfont_notes_are_independent():
+    r = data.SoundFontRenderer("FluidR3_GM", 16000)
+    ref = r.render(0, 60, 80, 0.2, 0.6, 1.0)
+    r.render(48, 40, 127, 0.0, 2.0, 2.0)            # a loud sustained string note that would ring on
+    after = r.render(0, 60, 80, 0.2, 0.6, 1.0)
+    assert np.all(after[:3200] == 0)                                  # nothing of the string note leaks in
+    assert np.array_equal(after[3264:], ref[3264:])                   # only the onset block's filter ramp may differ
+    assert np.sum((after - ref) ** 2) < 1e-3 * np.sum(ref ** 2)
+    assert len(r.drum_kits()) >= 1 and 24 in r.presets(0)
+    with pytest.raises(ConfigError, match="no preset"):
+        r.render(126, 38, 100, 0.0, 0.1, 0.25, drum=True) if 126 not in r.drum_kits() else r.render(0, 60, 100, 0, 0.1, 0.2, bank=77)
+
+
+def test_missing_soundfont_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        data.SoundFontRenderer(tmp_path / "nope.sf2")
+
+
+def test_get_renderer_falls_back_only_when_allowed(monkeypatch):
+    monkeypatch.setattr(data, "find_soundfonts", lambda: {})
+    with pytest.warns(UserWarning, match="FALLBACK"):
+        assert isinstance(data.get_renderer("auto", 16000), data.NumpyRenderer)
+    monkeypatch.setenv("PAPERLIB_STRICT", "1")
+    with pytest.raises(DataError):
+        data.get_renderer("auto", 16000)
+    assert isinstance(data.get_renderer("numpy", 16000), data.NumpyRenderer)
