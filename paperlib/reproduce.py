@@ -115,14 +115,13 @@ def reproduce(profile: str = "quick", only=None, seed: int = 0, data_source: str
     print(f"reproducing {len(nbs)} notebook(s), profile {prof.name}, results in {root}", flush=True)
     records, t_all = [], time.perf_counter()
     for nb in nbs:
-        print(f"  {nb.stem:<28}", end="", flush=True)
         try:
             dt = run_notebook(nb, params, root / "executed", log_output=log_output)
         except NotebookFailed:
-            print("FAILED", flush=True)
+            print(f"  {nb.stem:<28} FAILED", flush=True)
             raise
         records.append({"notebook": nb.stem, "seconds": round(dt, 1)})
-        print(f"{dt:7.1f} s", flush=True)
+        print(f"  {nb.stem:<28}{dt:7.1f} s", flush=True)
     print(f"  {'total':<28}{time.perf_counter() - t_all:7.1f} s", flush=True)
     if not (root / "90_report").exists():   # the report notebook, once it exists, writes the index itself
         write_results_index(root)
