@@ -26,7 +26,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "000": dict(sr=16000, n_fft=256, hop_length=160, window="hann"),               # 10 ms hop, 129 bins
     "002": dict(sr=16000, n_fft=960, hop_length=480, window="hann", n_mels=128),   # 50 % overlap
     "003": dict(sr=22050, n_fft=2048, hop_length=256, window="hann", n_mels=256),  # "22.5 kHz" read as 22050
-    "004": dict(sr=44100, n_fft=512, hop_length=128, window="hann"),   # our choice; then resize to (32, 32)
 }
 """Spectrogram settings of each paper, as keyword arguments (see the table above for the choices):
 `frame_features(y, **SETTINGS["000"])`, `mel_spectrogram(y, **SETTINGS["002"])` (and "003")."""
