@@ -1,0 +1,219 @@
+"""Tests of paperlib.uvac (paper 002): network shapes, the terms of the bound (7) on hand-checkable cases, the
+schedules, Hungarian accuracy, the preprocessing, the splits, and the scene simulators' balance and determinism."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from paperlib import uvac
+from paperlib.core import ConfigError
+from conftest import write_tone
+
+
+# ---------------------------------------------------------------- shapes through encoders and decoder
+@pytest.mark.parametrize("shape", [(32, 32), (32, 48), (64, 16)])
+def test_cat_uvac_shapes(shape):
+    torch.manual_seed(0)
+    cfg = uvac.UVACConfig(in_shape=shape, n_clusters=5, d_z=3)
+    m = uvac.CatUVAC(cfg)
+    x = torch.rand(4, 1, *shape)
+    out = m(x, tau=0.7)
+    assert out["logits"].shape == (4, 5) and out["y"].shape == (4, 5)
+    assert torch.allclose(out["y"].sum(1), torch.ones(4), atol=1e-5)           # Gumbel-Softmax samples lie on the simplex
+    assert out["mu"].shape == out["logvar"].shape == out["z"].shape == (4, 3)
+    assert out["x_hat"].shape == x.shape and 0 < out["x_hat"].min() and out["x_hat"].max() < 1   # sigmoid output
+    assert m.q_y_x(x).shape == (4, cfg.gru_hidden)                               # conv stack + two GRU layers
+    assert m.q_z_xy.conv[0].in_channels == 1 + 5                                 # x and y joined on the channel axis
+    assert m.p_x_yz.deconv[0].in_channels == 3 + 5                               # [z, y] broadcast over the grid
+    assert cfg.grid == (shape[0] // 16, shape[1] // 16)
+
+
+def test_uvac_baseline_shapes_and_responsibilities():
+    cfg = uvac.UVACConfig(in_shape=(32, 32), n_clusters=4, d_z=2)
+    m = uvac.UVAC(cfg).eval()
+    x = torch.rand(3, 1, 32, 32)
+    with torch.no_grad():
+        out = m(x, sample=False)
+        g = m.responsibilities(out["z"])
+    assert out["x_hat"].shape == x.shape and out["z"].shape == (3, 2)
+    assert g.shape == (3, 4) and torch.allclose(g.sum(1), torch.ones(3))
+
+
+def test_architecture_follows_the_paper():
+    m = uvac.CatUVAC(uvac.UVACConfig(in_shape=(32, 32)))
+    convs = [l for l in m.q_y_x.conv if isinstance(l, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 32, 64, 128]
+    assert all(c.kernel_size == (8, 8) and c.stride == (2, 2) and c.padding == (3, 3) for c in convs)
+    assert sum(isinstance(l, torch.nn.BatchNorm2d) for l in m.q_y_x.conv) == 4
+    assert m.q_y_x.gru.num_layers == 2 and m.q_y_x.gru.hidden_size == 128
+    deconvs = [l for l in m.p_x_yz.deconv if isinstance(l, torch.nn.ConvTranspose2d)]
+    assert [c.out_channels for c in deconvs] == [64, 32, 16, 1]
+    assert isinstance(m.p_x_yz.deconv[-1], torch.nn.Sigmoid) and sum(isinstance(l, torch.nn.ReLU) for l in m.p_x_yz.deconv) == 3
+
+
+def test_config_rejects_shapes_the_strides_cannot_invert():
+    with pytest.raises(ConfigError, match="multiple of 16"):
+        uvac.UVACConfig(in_shape=(30, 32))
+
+
+# ---------------------------------------------------------------- the terms of the bound (7), by hand
+def test_kl_normal_by_hand():
+    mu = torch.tensor([[1.0, 0.0]]); logvar = torch.tensor([[0.0, math.log(2.0)]])
+    # 0.5 * [(1 + 1 - 1 - 0) + (0 + 2 - 1 - log 2)]
+    assert uvac.kl_normal(mu, logvar).item() == pytest.approx(0.5 * (1 + 1 - math.log(2)), rel=1e-6)
+    assert uvac.kl_normal(torch.zeros(2, 3), torch.zeros(2, 3)).tolist() == [0.0, 0.0]
+
+
+def test_kl_categorical_uniform_by_hand():
+    assert uvac.kl_categorical_uniform(torch.zeros(1, 10)).item() == pytest.approx(0.0, abs=1e-6)
+    assert uvac.kl_categorical_uniform(torch.tensor([[50.0, 0, 0, 0]])).item() == pytest.approx(math.log(4), rel=1e-5)
+    p = torch.tensor([[0.5, 0.25, 0.25]])
+    expected = sum(v * math.log(v / (1 / 3)) for v in [0.5, 0.25, 0.25])
+    assert uvac.kl_categorical_uniform(p.log()).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_bernoulli_nll_by_hand_and_mask():
+    x = torch.rand(2, 1, 4, 6)
+    half = torch.full_like(x, 0.5)
+    assert uvac.bernoulli_nll(half, x).tolist() == pytest.approx([24 * math.log(2)] * 2, rel=1e-5)
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.float32)
+    assert uvac.bernoulli_nll(half, x, mask).tolist() == pytest.approx([12 * math.log(2), 24 * math.log(2)], rel=1e-5)
+    t = torch.tensor([0.0, 1.0, 0.0, 1.0]).view(1, 1, 2, 2); p = torch.tensor([0.1, 0.8, 0.5, 0.5]).view(1, 1, 2, 2)
+    assert uvac.bernoulli_nll(p, t).item() == pytest.approx(-(math.log(0.9) + math.log(0.8) + 2 * math.log(0.5)), rel=1e-5)
+
+
+def test_cat_uvac_loss_combines_terms_with_the_lagrangian():
+    terms = {"rec": torch.tensor([10.0, 20.0]), "kl_z": torch.tensor([1.0, 3.0]), "kl_y": torch.tensor([0.5, 0.5])}
+    assert uvac.cat_uvac_loss(terms, lam=1.0).item() == pytest.approx((11.5 + 23.5) / 2)
+    assert uvac.cat_uvac_loss(terms, lam=2.0).item() == pytest.approx((13 + 27) / 2)
+
+
+def test_vade_kl_with_one_standard_component_is_the_gaussian_kl():
+    cfg = uvac.UVACConfig(in_shape=(16, 16), n_clusters=1, d_z=3)
+    m = uvac.UVAC(cfg)
+    with torch.no_grad():
+        m.mu_c.zero_(); m.logvar_c.zero_(); m.pi_logits.zero_()
+    mu, logvar = torch.tensor([[0.5, -1.0, 0.0]]), torch.tensor([[0.0, -0.5, 0.3]])
+    x = torch.rand(1, 1, 16, 16)
+    out = {"mu": mu, "logvar": logvar, "z": mu, "x_hat": torch.full_like(x, 0.5)}
+    t = uvac.uvac_terms(m, out, x)
+    assert t["kl"].item() == pytest.approx(uvac.kl_normal(mu, logvar).item(), rel=1e-5)
+    assert t["rec"].item() == pytest.approx(256 * math.log(2), rel=1e-5)
+
+
+def test_a_training_epoch_lowers_the_loss():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    proto = rng.uniform(0, 1, (2, 1, 16, 16)).astype(np.float32)          # two clusters of noisy prototypes
+    X = np.clip(proto[rng.integers(0, 2, 48)] + 0.05 * rng.standard_normal((48, 1, 16, 16)), 0, 1).astype(np.float32)
+    cfg = uvac.UVACConfig(in_shape=(16, 16), n_clusters=2, d_z=2)
+    tc = uvac.TrainConfig(epochs=4, batch_size=16, lr_start=3e-3, lr_end=1e-3, seed=0)
+    _, h = uvac.train_cat_uvac(X, cfg, tc, progress=False)
+    assert h.loss.iloc[-1] < h.loss.iloc[0]
+    assert list(h.tau.round(6)) == [round(uvac.anneal(e, 4, 1.0, 0.5), 6) for e in range(4)]
+    model, h2 = uvac.train_uvac(X, cfg, uvac.TrainConfig(epochs=3, batch_size=16, lr_start=3e-3, lr_end=1e-3, pretrain_epochs=1), progress=False)
+    assert list(h2.phase) == ["pretrain", "bound", "bound"] and np.isfinite(h2.loss).all()
+    enc = uvac.encode_uvac(model, X)
+    assert enc["probs"].shape == (48, 2) and enc["z"].shape == (48, 2)
+
+
+# ---------------------------------------------------------------- schedules
+def test_temperature_schedule():
+    taus = [uvac.anneal(e, 500, 1.0, 0.5) for e in range(500)]
+    assert taus[0] == pytest.approx(1.0) and taus[-1] == pytest.approx(0.5)
+    assert all(a > b for a, b in zip(taus, taus[1:]))                      # monotone
+    assert uvac.anneal(1, 3, 1.0, 0.5) == pytest.approx(math.sqrt(0.5))      # exponential: geometric midpoint
+    assert uvac.anneal(0, 1, 1.0, 0.5) == pytest.approx(0.5)
+    assert uvac.anneal(10, 5, 1e-3, 1e-5) == pytest.approx(1e-5)             # clamped after the last epoch
+
+
+# ---------------------------------------------------------------- Hungarian accuracy
+def test_hungarian_accuracy_on_a_permuted_labelling():
+    y = np.repeat(np.arange(4), 5)
+    perm = np.array([2, 0, 3, 1])
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    s = uvac.cluster_scores(X, y, perm[y])
+    assert s["Accuracy (%)"] == pytest.approx(100.0) and s["NMI"] == pytest.approx(1.0)
+    wrong = perm[y].copy(); wrong[:2] = perm[1]                             # two of class 0 put in class 1's cluster
+    assert uvac.cluster_scores(X, y, wrong)["Accuracy (%)"] == pytest.approx(90.0)
+
+
+# ---------------------------------------------------------------- preprocessing and splits
+def test_center_on_speech_pads_and_crops_around_the_energy():
+    y = np.zeros(3000, np.float32); y[2000:2200] = 1.0
+    w = uvac.center_on_speech(y, 1000)
+    assert w.shape == (1000,) and w.sum() == pytest.approx(200) and abs(np.flatnonzero(w).mean() - 500) < 2
+    short = uvac.center_on_speech(np.ones(100, np.float32), 1000)
+    assert short.sum() == pytest.approx(100) and abs(np.flatnonzero(short).mean() - 500) < 2
+
+
+def test_scene_logmel_masks_zero_padding():
+    cfg = uvac.SceneFeatures(seconds=4.0)
+    assert cfg.n_frames == 144                                              # 134 frames padded to a multiple of 16
+    assert uvac.SceneFeatures(seconds=10.0).n_frames == 336                 # the paper's 336 frames
+    rng = np.random.default_rng(0)
+    a = np.zeros((2, 64000), np.float32); a[0, :32000] = 0.1 * rng.standard_normal(32000); a[1] = 0.1 * rng.standard_normal(64000)
+    L, mask = uvac.scene_logmel(a, cfg)
+    assert L.shape == (2, 128, 144) and mask.shape == (2, 144)
+    assert mask[0, :60].all() and not mask[0, 70:].any()                    # 2 s of sound then zeros
+    assert mask[1, :134].all() and not mask[1, 134:].any()
+
+
+def test_normaliser_maps_training_data_to_unit_range():
+    rng = np.random.default_rng(0)
+    X = rng.normal(-40, 10, (20, 8, 16)).astype(np.float32); mask = np.ones((20, 16), np.float32); mask[:, 12:] = 0
+    norm = uvac.Normaliser.fit(X, mask)
+    Z = norm(X, mask)
+    assert Z.min() == 0 and Z[:, :, :12].max() == pytest.approx(1.0, abs=1e-6) and (Z[:, :, 12:] == 0).all()
+
+
+def test_split_indices_stratified_and_by_speaker():
+    y = np.repeat(np.arange(10), 20)
+    s = uvac.split_indices(y, seed=0)
+    assert [len(s[k]) for k in ("train", "val", "test")] == [160, 20, 20]
+    assert np.array_equal(np.sort(np.concatenate(list(s.values()))), np.arange(200))
+    assert (np.bincount(y[s["test"]]) == 2).all()
+    assert np.array_equal(uvac.split_indices(y, seed=0)["test"], s["test"]) and not np.array_equal(uvac.split_indices(y, seed=1)["test"], s["test"])
+    spk = np.array(["a", "b", "c", "d"] * 50)
+    g = uvac.split_indices(y, seed=0, groups=spk, test_groups=["c"])
+    assert set(spk[g["test"]]) == {"c"} and "c" not in set(spk[g["train"]]) | set(spk[g["val"]])
+    with pytest.raises(ConfigError, match="not in the data"):
+        uvac.split_indices(y, groups=spk, test_groups=["zz"])
+
+
+# ---------------------------------------------------------------- the simulators
+@pytest.fixture
+def tiny_root(tmp_path):
+    "A data root with a tiny FSDD (tones standing in for voices) for the simulators' voice bank."
+    for d in range(3):
+        for spk in ("ann", "bob"):
+            write_tone(tmp_path / "fsdd" / "recordings" / f"{d}_{spk}_0.wav", sr=8000, seconds=0.3, freq=200 + 50 * d)
+    return tmp_path
+
+
+@pytest.mark.parametrize("kind,classes,seconds", [("tau", uvac.TAU_CLASSES, 10.0), ("us8k", uvac.US8K_CLASSES, 4.0)])
+def test_simulators_are_balanced_and_deterministic(tiny_root, kind, classes, seconds):
+    two = [classes[0], classes[-1]]
+    a = uvac.simulate_scenes(kind, 2, seed=3, classes=two, root=tiny_root)
+    assert a.sr == 16000 and len(a) == 4
+    assert a.meta.label.value_counts().to_dict() == {two[0]: 2, two[1]: 2}
+    assert all(len(x) <= int(seconds * 16000) for x in a.audio)
+    if kind == "tau": assert all(len(x) == 160000 for x in a.audio)
+    assert all(np.isfinite(x).all() and 0 < np.abs(x).max() <= 1 for x in a.audio)
+    b = uvac.simulate_scenes(kind, 2, seed=3, classes=two, root=tiny_root)
+    assert all(np.array_equal(x, y) for x, y in zip(a.audio, b.audio))         # same seed: the same clips
+    c = uvac.simulate_scenes(kind, 1, seed=3, classes=[two[1]], start=1, root=tiny_root)
+    assert np.array_equal(c.audio[0], a.audio[3])                             # a clip does not depend on the others drawn
+    d = uvac.simulate_scenes(kind, 2, seed=4, classes=two, root=tiny_root)
+    assert not np.array_equal(d.audio[0], a.audio[0])                         # another seed: other clips
+    assert a.source["voices"] == "fsdd" and "name" not in a.source
+
+
+def test_simulators_are_registered_sources(tiny_root):
+    from paperlib import data
+    assert data.SOURCES["sim-tau"].task == "urban_scenes" and data.SOURCES["sim-us8k"].task == "urban_sounds"
+    assert data.select_source("urban_scenes", "auto", tiny_root).name == "sim-tau"      # no tau2019 folder here
+    clips = data.load_dataset("urban_sounds", "sim-us8k", root=tiny_root, n_per_class=1, classes=["siren"])
+    assert clips.source["name"] == "sim-us8k" and list(clips.labels) == ["siren"]
+    assert len(uvac.recipe_table()) == 20 and set(uvac.LAYERS) >= {n for _, _, ls in uvac.TAU_RECIPES.values() for n, _, _ in ls}
