@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -14,7 +15,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -25,9 +25,11 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 # %% auto #0
-__all__ = ['PROFILES', 'PROVENANCE_PACKAGES', 'PaperlibError', 'ConfigError', 'DataError', 'check_choice', 'check_positive',
-           'Profile', 'get_profile', 'seed_everything', 'resolve_device', 'repo_root', 'cache_dir', 'data_root',
-           'is_strict', 'memory', 'fallback', 'package_versions', 'git_commit', 'results_root', 'Run', 'start_run']
+__all__ = ['PROFILES', 'PROVENANCE_PACKAGES', 'SOURCE_PATHS', 'PaperlibError', 'ConfigError', 'DataError', 'check_choice',
+           'check_positive', 'Profile', 'get_profile', 'seed_everything', 'resolve_device', 'repo_root', 'cache_dir',
+           'data_root', 'is_strict', 'fallbacks_only', 'cache_key', 'fallback', 'fallbacks_used', 'package_versions',
+           'git_commit', 'results_root', 'local_root', 'is_reference_root', 'writes_reference', 'source_identity',
+           'identity_differences', 'Run', 'start_run']
 
 # %% ../nbs/00_core.ipynb #24e13f04
 class PaperlibError(ValueError):
@@ -128,7 +130,7 @@ def repo_root() -> Path | None:
     return None
 
 def cache_dir() -> Path:
-    "Folder for caches (prepared arrays, renders, joblib): `$PAPERLIB_CACHE`, `<repo>/.cache` or `~/.cache/paperlib`."
+    "Folder for caches (prepared arrays, renders): `$PAPERLIB_CACHE`, `<repo>/.cache` or `~/.cache/paperlib`."
     env = os.environ.get("PAPERLIB_CACHE")
     root = repo_root()
     d = Path(env).expanduser() if env else (root / ".cache" if root else Path.home() / ".cache" / "paperlib")
@@ -136,27 +138,56 @@ def cache_dir() -> Path:
     return d
 
 def data_root() -> Path:
-    "The data root: `$PAPERLIB_DATA`, else `<cache>/data`. Each source is one folder under it."
+    """The data root: `$PAPERLIB_DATA`, else `<cache>/data`. Each source is one folder under it.
+
+    A `PAPERLIB_DATA` that names no folder is a `DataError` (a mistyped path must never pass as 'no data')."""
     env = os.environ.get("PAPERLIB_DATA")
-    return Path(env).expanduser().resolve() if env else cache_dir() / "data"
+    if not env: return cache_dir() / "data"
+    d = Path(env).expanduser().resolve()
+    if not d.is_dir():
+        raise DataError(f"PAPERLIB_DATA={env} does not exist (or is not a folder).",
+                        "point PAPERLIB_DATA at the folder that holds the datasets (fsdd/, nsynth/, ...), or unset it.")
+    return d
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 def is_strict() -> bool:
     "True when `PAPERLIB_STRICT` is set (CI): every fallback becomes an error."
-    return os.environ.get("PAPERLIB_STRICT", "").strip().lower() in ("1", "true", "yes", "on")
+    return _env_flag("PAPERLIB_STRICT")
 
-def memory():
-    "A `joblib.Memory` under `<cache>/joblib` for expensive, deterministic array computations."
-    from joblib import Memory
-    return Memory(cache_dir() / "joblib", verbose=0)
+def fallbacks_only() -> bool:
+    """True when `PAPERLIB_FALLBACKS_ONLY` is set: every real and rendered source (FSDD, the SoundFonts, ...) is
+    hidden, so the study runs on its pure-NumPy fallbacks exactly as on a bare machine (CI's fallback step)."""
+    return _env_flag("PAPERLIB_FALLBACKS_ONLY")
+
+def cache_key(*parts, **named) -> str:
+    """A short stable key (16 hex digits of a SHA-1) of JSON-able `parts` and `named` values, for cache file names.
+
+    Key a cache on the *content* it was built from (a source's `fingerprint`, array hashes, a code version),
+    never on a path: a path says where the data is, not what it is."""
+    blob = json.dumps([parts, named], sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 # %% ../nbs/00_core.ipynb #b2797955
+_FALLBACKS: list[str] = []   # what this process fell back on, in order (one kernel runs one notebook)
+
 def fallback(what: str, fix: str) -> None:
-    "Announce a fallback to a lesser source; under `PAPERLIB_STRICT` it is a `DataError` instead."
+    """Announce a fallback to a lesser source; under `PAPERLIB_STRICT` it is a `DataError` instead.
+
+    Each fallback is printed once (a `FALLBACK:` line) and kept in `fallbacks_used()`, which the run's
+    provenance lists, so that `paperlib reproduce` can name it on the terminal."""
     if is_strict():
         raise DataError(f"{what} (PAPERLIB_STRICT is set, so fallbacks are errors).", fix)
+    if what in _FALLBACKS: return
+    _FALLBACKS.append(what)
     msg = f"FALLBACK: {what}. {fix}"
     warnings.warn(msg, stacklevel=2)
     print(msg, file=sys.stderr)
+
+def fallbacks_used() -> list[str]:
+    "The fallbacks announced in this process so far, in order."
+    return list(_FALLBACKS)
 
 # %% ../nbs/00_core.ipynb #a9920ac4
 PROVENANCE_PACKAGES = ("numpy", "scipy", "torch", "scikit-learn", "librosa", "soundfile", "umap-learn",
@@ -170,29 +201,77 @@ def package_versions(names: Iterable[str] = PROVENANCE_PACKAGES) -> dict[str, st
         except _metadata.PackageNotFoundError: out[n] = None
     return out
 
+SOURCE_PATHS = ("nbs", "paperlib", "pyproject.toml")   # what the results are computed from
+
 def git_commit(path: Path | None = None) -> dict[str, Any]:
-    "`{'commit': sha or None, 'dirty': bool or None}` of the checkout at `path` (default: the repository)."
+    """`{'commit': sha or None, 'dirty': bool or None}` of the checkout at `path` (default: the repository).
+
+    `dirty` says whether the *source* of the study (`SOURCE_PATHS`: notebooks, package, project file) differs
+    from the commit; results rewritten by the run itself do not count."""
     path = path or repo_root() or Path.cwd()
     def git(*args):
         return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, timeout=20)
     try:
         sha = git("rev-parse", "HEAD")
         if sha.returncode != 0: return {"commit": None, "dirty": None}
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", *SOURCE_PATHS)
         return {"commit": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
 
 # %% ../nbs/00_core.ipynb #941f1318
 def results_root(profile: str | Profile = "quick", results_dir: str | os.PathLike | None = None) -> Path:
-    "Where a profile's results go: `results_dir` if given, else `results/`, `results/full/` or a temporary folder."
+    """Where a profile's results go: `results_dir` if given, else `results/` (quick), `results/full/` (full), or
+    `<cache>/smoke/` (smoke: the test profile never writes into the repository's results)."""
     prof = get_profile(profile)
     if results_dir not in (None, ""):
         return Path(results_dir).expanduser().resolve()
     if prof.results_subdir is None:
-        return Path(tempfile.mkdtemp(prefix=f"paperlib-{prof.name}-"))
+        return cache_dir() / prof.name
     root = repo_root() or Path.cwd()
     return (root / "results" / prof.results_subdir).resolve()
+
+def local_root(profile: str | Profile = "quick") -> Path:
+    """The git-ignored home of runs whose data differ from the committed reference: `results/local/` (quick),
+    `results/local/full/` (full). Same layout as `results/`."""
+    prof = get_profile(profile)
+    root = repo_root() or Path.cwd()
+    sub = prof.name if prof.results_subdir is None else prof.results_subdir
+    return (root / "results" / "local" / sub).resolve()
+
+def is_reference_root(root: Path) -> bool:
+    "True when `root` is the committed reference of a profile (`results/` or `results/full/` of this checkout)."
+    ref = repo_root()
+    if ref is None: return False
+    return Path(root).resolve() in {(ref / "results" / p.results_subdir).resolve() for p in PROFILES.values()
+                                    if p.results_subdir is not None}
+
+def writes_reference() -> bool:
+    "True when `PAPERLIB_WRITE_REFERENCE` is set: the user asked to replace the committed results, whatever the data."
+    return _env_flag("PAPERLIB_WRITE_REFERENCE")
+
+def source_identity(sources: Mapping[str, Any]) -> dict[str, list]:
+    """`{role: [source name, content fingerprint or None]}` of recorded sources: what decides whether two runs
+    used the same data. A path never enters it, so a checkout in another folder has the same identity."""
+    out = {}
+    for role, s in sorted(sources.items()):
+        s = s if isinstance(s, Mapping) else {"name": str(s)}
+        out[role] = [s.get("name"), s.get("fingerprint")]
+    return out
+
+def identity_differences(ours: Mapping, reference: Mapping) -> list[str]:
+    """Readable differences between two `source_identity` records (empty: same data). A fingerprint missing
+    on either side is not held against a match of names."""
+    diffs = []
+    for role in sorted(set(ours) | set(reference)):
+        a, b = ours.get(role), reference.get(role)
+        if a is None or b is None:
+            diffs.append(f"{role}: {'not used' if a is None else a[0]} here, {'not used' if b is None else b[0]} in the reference")
+        elif a[0] != b[0]:
+            diffs.append(f"{role}: {a[0]} here, {b[0]} in the reference")
+        elif a[1] and b[1] and a[1] != b[1]:
+            diffs.append(f"{role}: {a[0]} with other content here (fingerprint {a[1]} vs {b[1]})")
+    return diffs
 
 def _caption(run: "Run", caption: str) -> str:
     sources = ", ".join(f"{k}: {v.get('name', v) if isinstance(v, dict) else v}" for k, v in run.sources.items()) or "none recorded"
@@ -216,7 +295,7 @@ class Run:
     figures: list = field(default_factory=list)
     rng: np.random.Generator | None = None
     started: float = field(default_factory=time.perf_counter)
-    committed: bool = False
+    committed: Path | None = None
 
     @property
     def final_dir(self) -> Path: return self.root / self.stem
@@ -228,7 +307,8 @@ class Run:
         return self.profile.pick(table)
 
     def record_source(self, role: str, provenance: Mapping[str, Any] | str) -> None:
-        "Record which data source served `role` (e.g. 'train', 'test'); it goes into captions and provenance."
+        """Record which data source served `role` (e.g. 'train', 'test'): its name, and its content `fingerprint`
+        where the source has one. It goes into captions and provenance, and decides where `commit` may write."""
         self.sources[role] = dict(provenance) if isinstance(provenance, Mapping) else {"name": str(provenance)}
 
     def note(self, key: str, value: Any) -> None:
@@ -271,30 +351,61 @@ class Run:
         return {
             "notebook": self.stem, "profile": self.profile.name, "seed": self.seed, "device": str(self.device),
             "data_source": self.data_source, "params": self.params, "data_sources": self.sources,
-            "notes": self.notes, "timings_s": self.timings,
+            "fallbacks": fallbacks_used(), "notes": self.notes, "timings_s": self.timings,
             "wall_time_s": round(time.perf_counter() - self.started, 2),
             "packages": package_versions(), "git": git_commit(), "platform": platform.platform(),
             "tables": [t["name"] for t in self.tables], "figures": [f["name"] for f in self.figures],
         }
 
+    def destination(self) -> Path:
+        """The results root this run commits to: its own, unless that is the committed reference (`results/`,
+        `results/full/`) and this run's data differ from those recorded there. Then `results/local/` (said on
+        stderr), or a `DataError` under `PAPERLIB_STRICT`. `PAPERLIB_WRITE_REFERENCE=1` writes the reference anyway."""
+        if not is_reference_root(self.root) or writes_reference(): return self.root
+        ref_file = self.final_dir / "provenance.json"
+        if not ref_file.is_file(): return self.root
+        try: reference = json.loads(ref_file.read_text()).get("data_sources") or {}
+        except json.JSONDecodeError: reference = {"?": {"name": "an unreadable provenance.json"}}
+        diffs = identity_differences(source_identity(self.sources), source_identity(reference))
+        if not diffs: return self.root
+        what = f"{self.stem} ran on other data than the committed results ({'; '.join(diffs)})"
+        if is_strict():
+            raise DataError(f"{what}; PAPERLIB_STRICT is set, so this is an error, not a redirect.",
+                            "run on the reference data, or set PAPERLIB_WRITE_REFERENCE=1 to replace the committed results on purpose.")
+        dest = local_root(self.profile)
+        print(f"NOT THE REFERENCE: {what}. Its results go to results/local/; the committed ones are untouched "
+              "(PAPERLIB_WRITE_REFERENCE=1 replaces them).", file=sys.stderr)
+        return dest
+
     def commit(self) -> Path:
-        "Write `provenance.json` and atomically replace `results/<stem>/` with this run's staged results."
+        """Write `provenance.json` and atomically replace `<destination>/<stem>/` with this run's staged results.
+
+        When `PAPERLIB_RECEIPT` names a file, a receipt (where the results went, the data sources, the
+        fallbacks) is written there for the reproduction driver."""
         if self.committed: raise RuntimeError(f"run {self.stem} was already committed.")
+        dest_root = self.destination()
+        final, old = dest_root / self.stem, dest_root / ".staging" / f"{self.stem}.old"
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         (self.staging_dir / "provenance.json").write_text(json.dumps(self.provenance(), indent=1, default=str) + "\n")
-        old = self.root / ".staging" / f"{self.stem}.old"
+        old.parent.mkdir(parents=True, exist_ok=True)
         if old.exists(): shutil.rmtree(old)
-        if self.final_dir.exists(): os.replace(self.final_dir, old)
+        if final.exists(): os.replace(final, old)
         try:
-            os.replace(self.staging_dir, self.final_dir)
+            shutil.move(str(self.staging_dir), str(final))
         except OSError:
-            if old.exists(): os.replace(old, self.final_dir)
+            if old.exists(): os.replace(old, final)
             raise
         if old.exists(): shutil.rmtree(old)
-        with contextlib.suppress(OSError): (self.root / ".staging").rmdir()
-        self.committed = True
-        print(f"results committed to {self.final_dir} ({len(self.tables)} tables, {len(self.figures)} figures)")
-        return self.final_dir
+        for staging in {self.root / ".staging", dest_root / ".staging"}:
+            with contextlib.suppress(OSError): staging.rmdir()
+        self.committed = final
+        receipt = os.environ.get("PAPERLIB_RECEIPT")
+        if receipt:
+            Path(receipt).write_text(json.dumps({"stem": self.stem, "results": str(final), "redirected": dest_root != self.root,
+                                                 "data_sources": self.sources, "fallbacks": fallbacks_used()}, default=str))
+        shown = final.relative_to(repo_root()) if repo_root() and final.is_relative_to(repo_root()) else final.name
+        print(f"results committed to {shown}/ ({len(self.tables)} tables, {len(self.figures)} figures)")
+        return final
 
 # %% ../nbs/00_core.ipynb #b971d378
 def start_run(stem: str, profile: str = "quick", seed: int = 0, device: str = "auto", data_source: str = "auto",

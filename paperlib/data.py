@@ -8,8 +8,13 @@ from __future__ import annotations
 import ast
 import csv
 import ctypes
+import functools
+import hashlib
+import importlib
 import json
+import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,19 +22,33 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .core import ConfigError, DataError, check_choice, check_positive, data_root, fallback, is_strict
+from .core import (ConfigError, DataError, check_choice, check_positive, data_root, fallback, fallbacks_only,
+                           is_strict)
 
 # %% auto #0
-__all__ = ['SILENCE_PEAK', 'SOURCE_KINDS', 'SOURCES', 'FSDD_SR', 'AUDIOMNIST_SR', 'NSYNTH_SR', 'SOUNDFONT_PATHS', 'DRUM_BANK',
-           'DRUM_CHANNEL', 'read_audio', 'Clips', 'Source', 'register_source', 'sources_for', 'select_source',
-           'load_dataset', 'load_fsdd', 'load_audiomnist', 'load_nsynth', 'load_urbansound8k', 'load_tau2019',
-           'synth_digit', 'synth_digits', 'find_soundfonts', 'SoundFontRenderer', 'NumpyRenderer', 'get_renderer',
+__all__ = ['SILENCE_PEAK', 'SOURCE_KINDS', 'HIDDEN_KINDS', 'select_source', 'FSDD_SR', 'AUDIOMNIST_SR', 'NSYNTH_SR', 'SOURCES',
+           'SOUNDFONT_PATHS', 'DRUM_BANK', 'DRUM_CHANNEL', 'NUMPY_RENDERER_ID', 'say_once', 'resample_allowed',
+           'read_audio', 'Clips', 'files_fingerprint', 'Source', 'source_names', 'sources_for', 'auto_source',
+           'resolve_source', 'load_dataset', 'machine_sources', 'load_fsdd', 'load_audiomnist', 'load_nsynth',
+           'load_urbansound8k', 'load_tau2019', 'synth_digit', 'synth_digits', 'find_soundfonts',
+           'soundfont_fingerprint', 'SoundFontRenderer', 'NumpyRenderer', 'get_renderer', 'renderer_fingerprint',
            'renderer_present']
 
 # %% ../nbs/01_data.ipynb #aaedf03b
 SILENCE_PEAK = 1e-4   # a clip whose absolute peak is below this (about -80 dBFS) counts as silent
+_SAID: set = set()
 
-def read_audio(path, sr: int | None = None, *, resample: bool = False, channels: int | None = None,
+def say_once(key: str, message: str) -> None:
+    "Print `message` on stderr the first time `key` is seen in this process (notes that would repeat per file)."
+    if key not in _SAID:
+        _SAID.add(key)
+        print(message, file=sys.stderr)
+
+def resample_allowed() -> bool:
+    "True when `PAPERLIB_RESAMPLE` is set: the command-line way to load files at another rate with `resample=True`."
+    return os.environ.get("PAPERLIB_RESAMPLE", "").strip().lower() in ("1", "true", "yes", "on")
+
+def read_audio(path, sr: int | None = None, *, resample: bool | None = None, channels: int | None = None,
                mono: bool = True, min_peak: float = SILENCE_PEAK) -> tuple[np.ndarray, int]:
     """Read a sound file as float32, checking it on the way in.
 
@@ -37,8 +56,9 @@ def read_audio(path, sr: int | None = None, *, resample: bool = False, channels:
     ----------
     path : the file (wav, flac, ogg: whatever libsndfile reads).
     sr : expected sample rate in Hz. A file at another rate is an error unless `resample=True`, which resamples it.
+    resample : None (default) follows the environment variable `PAPERLIB_RESAMPLE` (off unless set).
     channels : expected channel count (None: any). Checked before down-mixing.
-    mono : average the channels into one.
+    mono : average the channels into one (said once per process on stderr, so that a down-mix is never silent).
     min_peak : a file whose absolute peak is below this is reported as silent.
 
     Returns
@@ -66,11 +86,16 @@ def read_audio(path, sr: int | None = None, *, resample: bool = False, channels:
     if float(np.abs(y).max()) < min_peak:
         raise DataError(f"audio file {path} is silent (peak {float(np.abs(y).max()):.2e} < {min_peak:g}).",
                         "restore it from the original dataset or delete it.")
-    if mono: y = y.mean(axis=0)
+    if mono and y.shape[0] > 1:
+        say_once(f"downmix-{y.shape[0]}", f"note: {y.shape[0]}-channel audio is down-mixed to mono (first such file: {path.name}).")
+        y = y.mean(axis=0)
+    elif mono: y = y[0]
+    if resample is None: resample = resample_allowed()
     if sr is not None and file_sr != sr:
         if not resample:
             raise DataError(f"audio file {path} is at {file_sr} Hz; {sr} Hz was expected.",
-                            f"convert it (e.g. `sox in.wav -r {sr} out.wav`) or load with resample=True.")
+                            f"convert it (e.g. `sox in.wav -r {sr} out.wav`), or resample on loading: resample=True in Python, "
+                            "PAPERLIB_RESAMPLE=1 on the command line (e.g. `PAPERLIB_RESAMPLE=1 paperlib reproduce`).")
         import librosa
         y, file_sr = librosa.resample(y, orig_sr=file_sr, target_sr=sr, axis=-1).astype(np.float32), sr
     return np.ascontiguousarray(y, dtype=np.float32), int(file_sr)
@@ -119,81 +144,153 @@ class Clips:
 
 # %% ../nbs/01_data.ipynb #4787c930
 SOURCE_KINDS = ("real", "rendered", "simulator", "fallback")
+HIDDEN_KINDS = ("real", "rendered")     # what PAPERLIB_FALLBACKS_ONLY hides
+
+def _import_path(target: str | Callable) -> Callable:
+    "A callable, or the one named by 'package.module:function' (imported when first needed)."
+    if callable(target): return target
+    module, _, name = str(target).partition(":")
+    return getattr(importlib.import_module(module), name)
+
+def files_fingerprint(folder: Path, mtimes: bool = False, pattern: str = "**/*") -> str:
+    """A 16-hex fingerprint of the files under `folder`: their relative paths and sizes (and modification times
+    with `mtimes=True`, for cache keys). Path-independent: the same files elsewhere give the same fingerprint."""
+    folder = Path(folder)
+    if not folder.is_dir(): return "absent"
+    h = hashlib.sha1()
+    for p in sorted(folder.glob(pattern)):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(folder).as_posix()}\t{st.st_size}\t{st.st_mtime_ns if mtimes else ''}\n".encode())
+    return h.hexdigest()[:16]
 
 @dataclass(frozen=True)
 class Source:
-    "A dataset source: `load(root, **kw) -> Clips`; `present(root)` says whether it can be used on this machine."
+    """A dataset source, one row of `SOURCES`.
+
+    name, task : the source's name (the `data_source` parameter) and the task it serves ('spoken_digits', ...).
+    kind : 'real', 'rendered' (real instrument samples), 'simulator' (chosen on purpose) or 'fallback' (NumPy stand-in).
+    loader : 'package.module:function' (imported only when loading) or a callable `(root, **kw) -> Clips`.
+    folder : its folder under the data root, for on-disk datasets.
+    present : callable or import path `(root) -> bool`; default: the folder exists and is not empty.
+    fix : how a user gets this source.
+    ingredients : what a simulator builds from: task names (their `auto` source) or 'soundfont' (the renderer);
+        their fingerprints enter the simulator's own.
+    """
     name: str
     task: str
     kind: str
     description: str
-    load: Callable[..., Clips]
-    folder: str | None = None                          # folder under the data root, for on-disk datasets
-    present: Callable[[Path], bool] | None = None      # default: the folder exists and is not empty
-    fix: str = ""                                      # how a user gets this source
+    loader: str | Callable
+    folder: str | None = None
+    present: str | Callable | None = None
+    fix: str = ""
+    ingredients: tuple = ()
+
+    def load(self, root=None, **kw) -> "Clips":
+        "Load this source's clips from the data root `root` with the loader's keyword arguments `kw`."
+        return _import_path(self.loader)(Path(root) if root is not None else data_root(), **kw)
 
     def is_present(self, root: Path | None = None) -> bool:
+        "Whether this source can be used here (real and rendered sources are hidden under PAPERLIB_FALLBACKS_ONLY)."
+        if self.kind in HIDDEN_KINDS and fallbacks_only(): return False
         root = Path(root) if root is not None else data_root()
-        if self.present is not None: return bool(self.present(root))
+        if self.present is not None: return bool(_import_path(self.present)(root))
         if self.folder is None: return True
         d = root / self.folder
         return d.is_dir() and any(d.iterdir())
 
-SOURCES: dict[str, Source] = {}
+    def fingerprint(self, root: Path | None = None, mtimes: bool = False) -> str:
+        """A 16-hex fingerprint of this source's content on this machine (never of its path).
 
-def register_source(source: Source) -> Source:
-    "Add `source` to the registry (replacing one of the same name) and return it."
-    check_choice("kind", source.kind, SOURCE_KINDS)
-    SOURCES[source.name] = source
-    return source
+        Folder sources: file names and sizes (+ modification times with `mtimes=True`, for cache keys). Rendered
+        sources: the hashes of the SoundFonts found. Simulators: their ingredients' fingerprints. Fallbacks: their
+        name (their content is this package's code)."""
+        root = Path(root) if root is not None else data_root()
+        if self.kind == "rendered":
+            parts = [soundfont_fingerprint(p) for p in find_soundfonts().values()]
+        elif self.kind == "simulator":
+            parts = [renderer_fingerprint() if i == "soundfont" else auto_source(i, root).fingerprint(root, mtimes)
+                     for i in self.ingredients]
+        elif self.folder is not None:
+            parts = [files_fingerprint(root / self.folder, mtimes)]
+        else:
+            parts = []
+        return hashlib.sha1(json.dumps([self.name, parts]).encode()).hexdigest()[:16]
+
+def source_names() -> list[str]:
+    "Every declared source name."
+    return list(SOURCES)
 
 def sources_for(task: str) -> list[Source]:
-    "Registered sources of `task`, best first (real, rendered, simulator, fallback; registration order within a kind)."
+    "The sources of `task`, best first (real, rendered, simulator, fallback; table order within a kind)."
     rank = {k: i for i, k in enumerate(SOURCE_KINDS)}
     return sorted((s for s in SOURCES.values() if s.task == task), key=lambda s: rank[s.kind])
 
 # %% ../nbs/01_data.ipynb #48f77552
-def select_source(task: str, data_source: str = "auto", root=None) -> Source:
-    """The source to use for `task`: the one named by `data_source`, or with 'auto' the best one present.
-
-    Raises `ConfigError` for an unknown name or a source of another task, `DataError` when a named source's
-    folder is missing, and (through `fallback`) warns, or raises under `PAPERLIB_STRICT`, when `auto` has only a
-    fallback left."""
+def auto_source(task: str, root=None) -> Source:
+    "The source `auto` picks for `task`: the best non-fallback source present, else the fallback (no warning here)."
     root = Path(root) if root is not None else data_root()
     candidates = sources_for(task)
     if not candidates:
-        raise ConfigError(f"no source is registered for task {task!r}.", f"tasks with sources: {sorted({s.task for s in SOURCES.values()})}.")
-    if data_source != "auto":
-        names = [s.name for s in candidates]
-        if data_source not in SOURCES:
-            raise ConfigError(f"data_source={data_source!r} is not a known source.", f"for {task!r} use 'auto' or one of {names}.")
-        src = SOURCES[data_source]
-        if src.task != task:
-            raise ConfigError(f"source {data_source!r} serves task {src.task!r}, not {task!r}.", f"use 'auto' or one of {names}.")
-        if not src.is_present(root):
-            where = root / src.folder if src.folder else "this machine"
-            raise DataError(f"data_source={data_source!r} was asked for but is not available at {where}.",
-                            src.fix or "use data_source='auto'.")
-        return src
+        raise ConfigError(f"no source serves task {task!r}.", f"tasks with sources: {sorted({s.task for s in SOURCES.values()})}.")
     for src in candidates:
-        if src.kind != "fallback" and src.is_present(root):
-            return src
+        if src.kind != "fallback" and src.is_present(root): return src
     fb = [s for s in candidates if s.kind == "fallback"]
     if not fb:
         raise DataError(f"no source for {task!r} is available under {root}.", candidates[0].fix)
-    best = candidates[0]
-    fallback(f"no real data for {task!r} under {root}; using the pure-NumPy stand-in {fb[0].name!r}",
-             best.fix or "see README.md, Data.")
     return fb[0]
 
-def load_dataset(task: str, data_source: str = "auto", root=None, **kwargs) -> Clips:
-    "Select the source for `task` (see `select_source`) and load it with `kwargs`; provenance is in `clips.source`."
+def resolve_source(task: str, data_source: str = "auto", root=None) -> Source:
+    """The source to use for `task` when the notebook parameter `data_source` is given.
+
+    - an unknown name is a `ConfigError` listing every known source;
+    - a name that serves another task means this task's `auto` (one parameter serves notebooks of several tasks);
+    - a named source that is absent is a `DataError` naming the path and the fix (a named fallback is allowed);
+    - `auto` takes the best present source and announces a fallback (`core.fallback`: a visible warning, an
+      error under `PAPERLIB_STRICT`) when only the NumPy stand-in is left."""
     root = Path(root) if root is not None else data_root()
-    src = select_source(task, data_source, root)
+    if not isinstance(data_source, str) or data_source not in ("auto", *SOURCES):
+        raise ConfigError(f"data_source={data_source!r} is not a known source.",
+                          f"use 'auto' or one of {source_names()} (for {task!r}: {[s.name for s in sources_for(task)]}).")
+    if data_source != "auto" and SOURCES[data_source].task == task:
+        src = SOURCES[data_source]
+        if not src.is_present(root):
+            where = root / src.folder if src.folder else "this machine"
+            hidden = " (hidden by PAPERLIB_FALLBACKS_ONLY)" if src.kind in HIDDEN_KINDS and fallbacks_only() else ""
+            raise DataError(f"data_source={data_source!r} was asked for but is not available at {where}{hidden}.",
+                            src.fix or "use data_source='auto'.")
+        return src
+    src = auto_source(task, root)
+    if src.kind == "fallback":
+        best = sources_for(task)[0]
+        fallback(f"no real data for {task!r}; using the pure-NumPy stand-in {src.name!r}", best.fix or "see README.md, Data.")
+    return src
+
+select_source = resolve_source   # the name the paper modules used before the source table; same rules
+
+def load_dataset(task: str, data_source: str = "auto", root=None, **kwargs) -> "Clips":
+    """Resolve the source for `task` (see `resolve_source`) and load it with `kwargs`.
+
+    `clips.source` holds the provenance: name, kind, task, description, folder and the content `fingerprint`."""
+    root = Path(root) if root is not None else data_root()
+    src = resolve_source(task, data_source, root)
     clips = src.load(root, **kwargs)
     clips.source = {"name": src.name, "kind": src.kind, "task": task, "description": src.description,
-                    "path": str(root / src.folder) if src.folder else None, "n_clips": len(clips), **clips.source}
+                    "folder": src.folder, "fingerprint": src.fingerprint(root), "n_clips": len(clips), **clips.source}
     return clips
+
+def machine_sources(root=None) -> dict[str, dict]:
+    """`{task: {'source', 'kind', 'fingerprint'}}`: what `auto` uses for every task on this machine.
+
+    The reproduction compares it with the record of the committed results (`results/sources.json`) to decide
+    whether a run may write there."""
+    root = Path(root) if root is not None else data_root()
+    out = {}
+    for task in sorted({s.task for s in SOURCES.values()}):
+        src = auto_source(task, root)
+        out[task] = {"source": src.name, "kind": src.kind, "fingerprint": src.fingerprint(root)}
+    return out
 
 # %% ../nbs/01_data.ipynb #3cf799f3
 FSDD_SR = 8000
@@ -433,25 +530,56 @@ def synth_digits(root=None, n_speakers: int = 5, takes: int = 10, sr: int = 8000
     return Clips(audio, sr, pd.DataFrame(rows), {"speakers": [s["speaker"] for s in speakers]})
 
 # %% ../nbs/01_data.ipynb #bc866c19
-register_source(Source("fsdd", "spoken_digits", "real", "Free Spoken Digit Dataset: real recordings, 8 kHz",
-                       load_fsdd, folder="fsdd", present=lambda r: any((r / "fsdd" / "recordings").glob("*.wav")),
-                       fix="set PAPERLIB_DATA to a folder holding fsdd/recordings/*.wav (e.g. clone FSDD into $PAPERLIB_DATA/fsdd)."))
-register_source(Source("audiomnist", "spoken_digits", "real", "AudioMNIST: real recordings, 48 kHz, 60 speakers",
-                       load_audiomnist, folder="audiomnist",
-                       present=lambda r: any((r / "audiomnist" / "data").glob("*/*.wav")),
-                       fix="clone the AudioMNIST repository into $PAPERLIB_DATA/audiomnist."))
-register_source(Source("numpy-digits", "spoken_digits", "fallback",
-                       "pure-NumPy formant synthesiser of ten digit-like words (not speech)", synth_digits))
-register_source(Source("nsynth", "instrument_notes", "real", "NSynth: notes of real instruments, 16 kHz, 4 s",
-                       load_nsynth, folder="nsynth", present=lambda r: bool(_nsynth_split_dirs(r / "nsynth", None)) if (r / "nsynth").is_dir() else False,
-                       fix="unpack NSynth (nsynth-train/valid/test with examples.json and audio/) into $PAPERLIB_DATA/nsynth."))
-register_source(Source("urbansound8k", "urban_sounds", "real", "UrbanSound8K: real urban sound excerpts up to 4 s",
-                       load_urbansound8k, folder="urbansound8k",
-                       present=lambda r: _find_layout(r / "urbansound8k", "metadata/UrbanSound8K.csv") is not None,
-                       fix="unpack UrbanSound8K into $PAPERLIB_DATA/urbansound8k."))
-register_source(Source("tau2019", "urban_scenes", "real", "TAU Urban Acoustic Scenes 2019: real 10 s scenes",
-                       load_tau2019, folder="tau2019", present=lambda r: _find_layout(r / "tau2019", "meta.csv") is not None,
-                       fix="unpack the TAU 2019 development set into $PAPERLIB_DATA/tau2019."))
+_RENDER_FIX = "install fluidsynth, libfluidsynth3, fluid-soundfont-gm and timgm6mb-soundfont (README.md, Data)."
+
+def _soundfonts_present(root=None) -> bool:
+    return renderer_present("auto")
+
+SOURCES: dict[str, Source] = {s.name: s for s in [
+    # spoken digits (002): real recordings first, the formant synthesiser last
+    Source("fsdd", "spoken_digits", "real", "Free Spoken Digit Dataset: real recordings, 8 kHz",
+           "paperlib.data:load_fsdd", folder="fsdd", present=lambda r: any((r / "fsdd" / "recordings").glob("*.wav")),
+           fix="set PAPERLIB_DATA to a folder holding fsdd/recordings/*.wav (e.g. clone FSDD into $PAPERLIB_DATA/fsdd)."),
+    Source("audiomnist", "spoken_digits", "real", "AudioMNIST: real recordings, 48 kHz, 60 speakers",
+           "paperlib.data:load_audiomnist", folder="audiomnist", present=lambda r: any((r / "audiomnist" / "data").glob("*/*.wav")),
+           fix="clone the AudioMNIST repository into $PAPERLIB_DATA/audiomnist."),
+    Source("numpy-digits", "spoken_digits", "fallback", "pure-NumPy formant synthesiser of ten digit-like words (not speech)",
+           "paperlib.data:synth_digits"),
+    # instrument notes (001)
+    Source("nsynth", "instrument_notes", "real", "NSynth: notes of real instruments, 16 kHz, 4 s",
+           "paperlib.data:load_nsynth", folder="nsynth",
+           present=lambda r: (r / "nsynth").is_dir() and bool(_nsynth_split_dirs(r / "nsynth", None)),
+           fix="unpack NSynth (nsynth-train/valid/test with examples.json and audio/) into $PAPERLIB_DATA/nsynth."),
+    Source("gm-nsynth", "instrument_notes", "rendered",
+           "NSynth-like notes rendered from GM SoundFonts (11 families, 4 s at 16 kHz, NSynth velocities)",
+           "paperlib.timbre:load_gm_nsynth", present=_soundfonts_present, fix=_RENDER_FIX),
+    Source("numpy-nsynth", "instrument_notes", "fallback",
+           "NSynth-like notes from the pure-NumPy additive synthesiser (not real instruments)", "paperlib.timbre:load_numpy_nsynth"),
+    # drum and guitar sound objects (004)
+    Source("gm-soundfonts", "sound_objects", "rendered",
+           "the 13 drum and guitar sound objects of paper 004 rendered with FluidSynth from GM SoundFonts",
+           "paperlib.recognize:load_sound_objects", present=_soundfonts_present, fix=_RENDER_FIX),
+    Source("numpy-sounds", "sound_objects", "fallback",
+           "the 13 sound objects synthesised in NumPy (additive tones and noise drums; not recordings)",
+           "paperlib.recognize:load_sound_objects_numpy"),
+    # urban scenes and sounds (002): loaders for the originals, simulators chosen on purpose
+    Source("tau2019", "urban_scenes", "real", "TAU Urban Acoustic Scenes 2019: real 10 s scenes",
+           "paperlib.data:load_tau2019", folder="tau2019", present=lambda r: _find_layout(r / "tau2019", "meta.csv") is not None,
+           fix="unpack the TAU 2019 development set into $PAPERLIB_DATA/tau2019."),
+    Source("sim-tau", "urban_scenes", "simulator",
+           "TAU2019-like simulator: 10 s scenes of 10 classes from FSDD voices, GM sounds and shaped noise, 16 kHz",
+           "paperlib.uvac:load_sim_tau", ingredients=("spoken_digits", "soundfont"),
+           fix="always available (real ingredients need FSDD voices and a GM SoundFont)."),
+    Source("urbansound8k", "urban_sounds", "real", "UrbanSound8K: real urban sound excerpts up to 4 s",
+           "paperlib.data:load_urbansound8k", folder="urbansound8k",
+           present=lambda r: _find_layout(r / "urbansound8k", "metadata/UrbanSound8K.csv") is not None,
+           fix="unpack UrbanSound8K into $PAPERLIB_DATA/urbansound8k."),
+    Source("sim-us8k", "urban_sounds", "simulator",
+           "UrbanSound8K-like simulator: excerpts <= 4 s of 10 classes over an urban background, 16 kHz",
+           "paperlib.uvac:load_sim_us8k", ingredients=("spoken_digits", "soundfont"),
+           fix="always available (real ingredients need FSDD voices and a GM SoundFont)."),
+]}
+for _s in SOURCES.values(): check_choice(f"kind of source {_s.name!r}", _s.kind, SOURCE_KINDS)
 
 # %% ../nbs/01_data.ipynb #4d1bb94e
 SOUNDFONT_PATHS = {
@@ -459,13 +587,34 @@ SOUNDFONT_PATHS = {
     "TimGM6mb": Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
 }
 DRUM_BANK, DRUM_CHANNEL = 128, 9
+NUMPY_RENDERER_ID = "numpy-synth"
 
 def find_soundfonts() -> dict[str, Path]:
-    "The Debian GM SoundFonts present on this machine, by name."
+    "The Debian GM SoundFonts present on this machine, by name (none under PAPERLIB_FALLBACKS_ONLY)."
+    if fallbacks_only(): return {}
     return {k: p for k, p in SOUNDFONT_PATHS.items() if p.is_file()}
+
+@functools.lru_cache(maxsize=32)
+def _file_sha1(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()[:16]
+
+def soundfont_fingerprint(soundfont: str | Path) -> str:
+    """`<stem>:<16 hex of the SHA-1 of the file's content>` of a SoundFont given by name ('FluidR3_GM') or path;
+    'numpy' gives the NumPy renderer's id. The same file anywhere gives the same fingerprint."""
+    if str(soundfont) in ("numpy", NUMPY_RENDERER_ID): return NUMPY_RENDERER_ID
+    p = SOUNDFONT_PATHS.get(str(soundfont), Path(str(soundfont)))
+    if not p.is_file():
+        raise DataError(f"SoundFont {p} does not exist.", f"pass the path of a .sf2/.sf3 file (known: {list(SOUNDFONT_PATHS)}).")
+    st = p.stat()
+    return f"{p.stem}:{_file_sha1(str(p.resolve()), st.st_size, st.st_mtime_ns)}"
 
 def _fluidsynth():
     "Import pyfluidsynth, or raise a `DataError` that says how to install FluidSynth."
+    if fallbacks_only():
+        raise DataError("FluidSynth is hidden (PAPERLIB_FALLBACKS_ONLY is set).", "unset PAPERLIB_FALLBACKS_ONLY to render SoundFonts.")
     try:
         import fluidsynth
         return fluidsynth
@@ -517,7 +666,14 @@ class SoundFontRenderer:
 
     @property
     def provenance(self) -> dict:
-        return {"name": f"gm-soundfont:{self.name}", "kind": "rendered", "path": str(self.path), "sr": self.sr}
+        return {"name": f"gm-soundfont:{self.name}", "kind": "rendered", "path": str(self.path), "sr": self.sr,
+                "fingerprint": soundfont_fingerprint(self.path)}
+
+    def reset(self) -> None:
+        """Clear the synthesiser's state (FluidSynth's system reset: every voice off, controllers and programs back
+        to their defaults). FluidSynth carries a little state from note to note; call this where notes must not
+        depend on what was played before."""
+        self._synth.system_reset()
 
     def presets(self, bank: int = 0) -> dict[int, str]:
         "Program number -> preset name of every preset in `bank` (0: melodic GM programs, 128: drum kits)."
@@ -608,7 +764,7 @@ _GM_DRUM_RECIPE = {35: ("kick", 55, .25), 36: ("kick", 60, .25), 37: ("rim", 170
 
 class NumpyRenderer:
     "Additive-synthesis stand-in for `SoundFontRenderer` (same `render` signature), a labelled fallback."
-    name = "numpy-synth"
+    name = NUMPY_RENDERER_ID
 
     def __init__(self, sr: int = 44100, seed: int = 0):
         check_positive("sr", sr, integer=True)
@@ -616,7 +772,10 @@ class NumpyRenderer:
 
     @property
     def provenance(self) -> dict:
-        return {"name": "numpy-synth", "kind": "fallback", "sr": self.sr}
+        return {"name": NUMPY_RENDERER_ID, "kind": "fallback", "sr": self.sr, "fingerprint": NUMPY_RENDERER_ID}
+
+    def reset(self) -> None:
+        "Nothing to clear: every note is computed from its own arguments (the same API as `SoundFontRenderer`)."
 
     def presets(self, bank: int = 0) -> dict[int, str]:
         return {p: f"numpy kit {p}" for p in (0, 8, 16, 24, 32)} if bank == DRUM_BANK else {p: f"numpy program {p}" for p in range(128)}
@@ -685,6 +844,13 @@ def get_renderer(soundfont: str = "auto", sr: int = 44100, seed: int = 0):
     fallback(f"no usable GM SoundFont ({problem or 'none installed'}); notes are synthesised in NumPy",
              "install fluidsynth, libfluidsynth3, fluid-soundfont-gm and timgm6mb-soundfont (README.md, Data).")
     return NumpyRenderer(sr, seed)
+
+def renderer_fingerprint(soundfont: str = "auto") -> str:
+    "The `soundfont_fingerprint` of the renderer `get_renderer(soundfont)` would give (without announcing a fallback)."
+    if soundfont == "numpy": return NUMPY_RENDERER_ID
+    if soundfont != "auto": return soundfont_fingerprint(soundfont)
+    found = find_soundfonts()
+    return soundfont_fingerprint(next(iter(found.values()))) if found and renderer_present() else NUMPY_RENDERER_ID
 
 def renderer_present(soundfont: str = "auto") -> bool:
     "True when a SoundFont (the named one, or any Debian one for 'auto') and FluidSynth are usable here."

@@ -6,16 +6,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from .core import ConfigError, cache_dir, get_profile, repo_root, results_root, PROFILES
+from .core import (ConfigError, DataError, PaperlibError, cache_dir, data_root, get_profile, is_reference_root,
+                           is_strict, local_root, repo_root, results_root, writes_reference, PROFILES)
 
 # %% auto #0
-__all__ = ['study_notebooks', 'NotebookFailed', 'run_notebook', 'write_results_index', 'reproduce', 'strip_outputs', 'main']
+__all__ = ['KERNEL_ARGUMENTS', 'BASE_PARAMETERS', 'ENVIRONMENT_HELP', 'study_notebooks', 'NotebookFailed', 'Interrupted',
+           'kernel_environment', 'run_notebook', 'write_results_index', 'notebook_parameters', 'parse_parameters',
+           'plan_results', 'reproduce', 'strip_outputs', 'main']
 
 # %% ../nbs/04_reproduce.ipynb #09f58aad
 def study_notebooks(nbs_dir=None, only=None) -> list[Path]:
@@ -38,56 +45,117 @@ def study_notebooks(nbs_dir=None, only=None) -> list[Path]:
 
 # %% ../nbs/04_reproduce.ipynb #41ab8cc9
 class NotebookFailed(RuntimeError):
-    "A notebook of the reproduction raised: which notebook, which cell (index in the source notebook), where its executed copy is."
-    def __init__(self, notebook: Path, cell: int | None, error: str, executed: Path, cell_source: str = ""):
-        self.notebook, self.cell, self.error, self.executed = notebook, cell, error, executed
-        where = f"cell {cell}" + (f" (`{cell_source}`)" if cell_source else "") if cell is not None else "before any cell ran"
+    "A notebook of the reproduction raised: which notebook, which cell (index in the source notebook) and line, where its executed copy is."
+    def __init__(self, notebook: Path, cell: int | None, error: str, executed: Path, line: str = "", line_no: int | None = None):
+        self.notebook, self.cell, self.error, self.executed, self.line, self.line_no = notebook, cell, error, executed, line, line_no
+        if cell is None: where = "before any cell ran"
+        else: where = f"cell {cell}" + (f", line {line_no}" if line_no else "") + (f" (`{line}`)" if line else "")
         super().__init__(f"{notebook.name} failed at {where}: {error}\n  executed copy with the traceback: {executed}")
 
-def _failing_cell(executed: Path, source: Path) -> tuple[int | None, str]:
-    """Index in the *source* notebook (0-based, all cells counted) and first line of the cell that raised.
+class Interrupted(KeyboardInterrupt):
+    "The user stopped the reproduction (Ctrl-C) while `notebook` ran."
+    def __init__(self, notebook: Path):
+        self.notebook = notebook
+        super().__init__(f"interrupted in {notebook.stem}")
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+def _failing_line(traceback: list[str], source: str) -> tuple[int | None, str]:
+    """Line number (1-based) and text of the line of the cell `source` where the error was raised, read from
+    IPython's traceback ('Cell In[7], line 4'); (None, '') when the traceback does not say."""
+    text = _ANSI.sub("", "\n".join(traceback))
+    hits = re.findall(r"Cell In\[\d+\], line (\d+)", text)
+    if not hits: return None, ""
+    k = int(hits[0])
+    lines = source.splitlines()
+    return (k, lines[k - 1].strip()[:100]) if 0 < k <= len(lines) else (k, "")
+
+def _failing_cell(executed: Path, source: Path) -> tuple[int | None, str, int | None]:
+    """Index in the *source* notebook (0-based, all cells counted) of the cell that raised, and the failing line.
 
     papermill inserts cells (injected parameters, an error banner) into the executed copy, so the executed
     cell is matched back to the source by its cell id."""
     import nbformat
     try: ex, src = nbformat.read(executed, as_version=4), nbformat.read(source, as_version=4)
-    except Exception: return None, ""
+    except Exception: return None, "", None
     for c in ex.cells:
-        if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.get("outputs", [])):
-            first = next((l for l in c.source.splitlines() if l.strip() and not l.startswith("#|")), "")[:80]
+        errors = [o for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        if c.cell_type == "code" and errors:
+            line_no, line = _failing_line(errors[0].get("traceback", []), c.source)
+            if not line:
+                line = next((l for l in c.source.splitlines() if l.strip() and not l.startswith("#|")), "")[:100]
             for i, s in enumerate(src.cells):
-                if s.get("id") == c.get("id") or s.source == c.source: return i, first
-            return None, first
-    return None, ""
+                if s.get("id") == c.get("id") or s.source == c.source: return i, line, line_no
+            return None, line, line_no
+    return None, "", None
 
-def run_notebook(nb: Path, params: dict, executed_dir: Path, kernel: str = "python3", log_output: bool = False) -> float:
+# %% ../nbs/04_reproduce.ipynb #9191b5ad
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]   # silences ipykernel's "running over TCP without encryption"
+
+@contextlib.contextmanager
+def kernel_environment(**extra: str):
+    """The environment the notebooks' kernels inherit while the block runs, restored after it.
+
+    Figures show inline (a driver's `MPLBACKEND=Agg` would make every executed notebook lose them), progress bars
+    stay out of the executed copies (`TQDM_DISABLE=1`), and `extra` variables are added."""
+    saved = dict(os.environ)
+    os.environ.pop("MPLBACKEND", None)
+    os.environ["TQDM_DISABLE"] = "1"
+    os.environ.update({k: str(v) for k, v in extra.items()})
+    try: yield
+    finally:
+        os.environ.clear(); os.environ.update(saved)
+
+def run_notebook(nb: Path, params: dict, executed_dir: Path, kernel: str = "python3", log_output: bool = False,
+                 progress: bool = False, env: dict | None = None) -> dict:
     """Execute `nb` with papermill and `params`; on success its executed copy goes to `executed_dir/<name>`.
 
-    Returns the wall time in seconds. Raises `NotebookFailed` (naming the cell) if a cell raises; then the
-    executed copy goes to `<cache>/failed/` and nothing under `executed_dir` changes."""
+    Returns `{'notebook', 'seconds', 'results', 'redirected', 'fallbacks', 'data_sources'}`: where the notebook's
+    results went (its `Run.commit` receipt; a notebook redirected to `results/local/` gets its executed copy
+    there too) and which fallbacks it used. Raises `NotebookFailed` (naming the cell and line) if a cell raises;
+    then the executed copy goes to `<cache>/failed/` and nothing under `executed_dir` changes. `progress` shows
+    a bar over the notebook's cells on stderr; `env` adds variables to the kernel's environment."""
     import papermill as pm
     executed_dir = Path(executed_dir); executed_dir.mkdir(parents=True, exist_ok=True)
     staging = executed_dir / f".{nb.stem}.running.ipynb"
+    fd, receipt = tempfile.mkstemp(prefix=f"paperlib-{nb.stem}-", suffix=".json"); os.close(fd)
+    bar = dict(desc=f"  {nb.stem}", leave=False, disable=not progress, file=sys.stderr,
+               mininterval=0.5 if sys.stderr.isatty() else 30)
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(nb), str(staging), parameters=params, kernel_name=kernel, cwd=str(nb.parent.parent),
-                            progress_bar=False, log_output=log_output, request_save_on_cell_execute=False)
+        with kernel_environment(PAPERLIB_RECEIPT=receipt, **(env or {})):
+            pm.execute_notebook(str(nb), str(staging), parameters=params, kernel_name=kernel, cwd=str(nb.parent.parent),
+                                progress_bar=bar, log_output=log_output, request_save_on_cell_execute=False,
+                                extra_arguments=KERNEL_ARGUMENTS)
+        done = json.loads(Path(receipt).read_text() or "{}")
     except BaseException as e:
         failed_dir = cache_dir() / "failed"; failed_dir.mkdir(parents=True, exist_ok=True)
         failed = failed_dir / nb.name
         if staging.exists(): os.replace(staging, failed)
-        if isinstance(e, KeyboardInterrupt): raise
+        if isinstance(e, KeyboardInterrupt): raise Interrupted(nb) from None
         err = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
-        cell, line = _failing_cell(failed, nb) if failed.exists() else (None, "")
-        raise NotebookFailed(nb, cell, err, failed, line) from None
+        cell, line, line_no = _failing_cell(failed, nb) if failed.exists() else (None, "", None)
+        raise NotebookFailed(nb, cell, err, failed, line, line_no) from None
+    finally:
+        Path(receipt).unlink(missing_ok=True)
+    if done.get("redirected"):
+        executed_dir = Path(done["results"]).parent / "executed"; executed_dir.mkdir(parents=True, exist_ok=True)
     os.replace(staging, executed_dir / nb.name)
-    return time.perf_counter() - t0
+    return {"notebook": nb.stem, "seconds": round(time.perf_counter() - t0, 1), "results": done.get("results"),
+            "redirected": bool(done.get("redirected")), "fallbacks": done.get("fallbacks", []),
+            "data_sources": done.get("data_sources", {})}
 
 # %% ../nbs/04_reproduce.ipynb #4ad50bfa
 def write_results_index(root: Path) -> Path:
     "Write `<root>/README.md`: one section per notebook results folder, listing its tables and figures."
-    lines = ["# Results", "", "Regenerated by `paperlib reproduce`; every number is labelled with the data it came from",
+    root = Path(root)
+    local = not is_reference_root(root)
+    lines = ["# Results" + (" (not the committed reference)" if local else ""), "",
+             "Regenerated by `paperlib reproduce`; every number is labelled with the data it came from",
              "(see each table's caption and `provenance.json`). Do not edit by hand.", ""]
+    if local:
+        lines += ["These results came from other data or parameters than the committed `results/` (see each",
+                  "notebook's data line below); they are git-ignored and never replace the reference.", ""]
     for prov_file in sorted(root.glob("*/provenance.json")):
         prov = json.loads(prov_file.read_text())
         d = prov_file.parent.name
@@ -95,36 +163,137 @@ def write_results_index(root: Path) -> Path:
                   f"commit `{(prov.get('git') or {}).get('commit') or 'unknown'}`", ""]
         srcs = prov.get("data_sources") or {}
         if srcs: lines += ["data: " + "; ".join(f"{k}: {v.get('name') if isinstance(v, dict) else v}" for k, v in srcs.items()), ""]
+        if prov.get("fallbacks"): lines += ["fallbacks: " + "; ".join(prov["fallbacks"]), ""]
         lines += [f"- table [{t}]({d}/tables/{t}.md)" for t in prov.get("tables", [])]
         lines += [f"- figure [{f}]({d}/figures/{f}.png)" for f in prov.get("figures", [])]
         lines.append("")
     out = root / "README.md"
+    root.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     return out
 
+# %% ../nbs/04_reproduce.ipynb #ba01bbc7
+BASE_PARAMETERS = ("profile", "seed", "data_source", "device", "results_dir")
+
+def notebook_parameters(nb: Path) -> list[str]:
+    "The names in `nb`'s papermill `parameters` cell (via `papermill.inspect_notebook`)."
+    import papermill as pm
+    return list(pm.inspect_notebook(str(nb)))
+
+def parse_parameters(pairs, nbs: list[Path]) -> dict[Path, dict]:
+    """`-p NAME VALUE` pairs -> `{notebook: {name: value}}` for the notebooks that declare `name`.
+
+    Values are YAML, as papermill reads them (`-p test_soundfonts '[TimGM6mb]'`). A name that no selected notebook
+    declares is a `ConfigError` listing the names they do declare; the five shared parameters have their own options."""
+    import yaml
+    if not pairs: return {}
+    declared = {nb: notebook_parameters(nb) for nb in nbs}
+    known = sorted({n for names in declared.values() for n in names} - set(BASE_PARAMETERS))
+    out: dict[Path, dict] = {}
+    for name, value in pairs:
+        if name in BASE_PARAMETERS:
+            raise ConfigError(f"-p {name} sets a parameter that has its own option.", f"use --{name.replace('_', '-')} instead.")
+        if name not in known:
+            raise ConfigError(f"-p {name}: no selected notebook has a parameter called {name!r}.",
+                              f"the selected notebooks declare: {known or 'only the shared ones'}.")
+        try: parsed = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"-p {name} {value!r} is not a YAML value ({e}).", "quote lists and strings, e.g. -p test_soundfonts '[TimGM6mb]'.") from None
+        for nb, names in declared.items():
+            if name in names: out.setdefault(nb, {})[name] = parsed
+    return out
+
+def _same_sources(here: dict, recorded: dict) -> list[str]:
+    "What differs between two `machine_sources` records (empty: the same data)."
+    diffs = []
+    for task in sorted(set(here) | set(recorded)):
+        a, b = here.get(task) or {}, recorded.get(task) or {}
+        if a.get("source") != b.get("source"):
+            diffs.append(f"{task}: {a.get('source', 'none')} here, {b.get('source', 'none')} in the reference")
+        elif a.get("fingerprint") != b.get("fingerprint"):
+            diffs.append(f"{task}: {a.get('source')} with other content here")
+    return diffs
+
+def plan_results(profile, results_dir=None, custom: list[str] = (), write_reference: bool = False) -> tuple[Path, bool | None, str]:
+    """Where a reproduction writes: `(root, reference, why)`.
+
+    The committed `results/` (or `results/full/`) records the data it came from in `sources.json`. A run whose
+    data on this machine (`paperlib.data.machine_sources`) or whose parameters (`custom`: data source, seed,
+    `-p`) differ goes to the git-ignored `results/local/` instead, or, under `PAPERLIB_STRICT`, fails. `reference`
+    is True when the run writes the reference, False when not, None when no record exists yet (then each
+    notebook compares its own sources with its committed provenance)."""
+    from paperlib.data import machine_sources
+    prof = get_profile(profile)
+    root = results_root(prof, results_dir)
+    if not is_reference_root(root):
+        return root, False, "the smoke profile's folder" if prof.results_subdir is None and not results_dir else "the folder asked for"
+    if write_reference:
+        return root, True, "the committed results, replaced on request (--write-reference)"
+    if custom:
+        return local_root(prof), False, f"other parameters than the reference run ({', '.join(custom)})"
+    record = root / "sources.json"
+    if not record.is_file():
+        return root, None, "the committed results (no record of their data yet: each notebook checks its own)"
+    diffs = _same_sources(machine_sources(), json.loads(record.read_text()))
+    if not diffs:
+        return root, True, "the committed results (this machine has the data they came from)"
+    if is_strict():
+        raise DataError(f"this machine's data differ from those of the committed results ({'; '.join(diffs)}); "
+                        "PAPERLIB_STRICT is set, so this is an error, not a redirect to results/local/.",
+                        "install what README.md, Data, lists (and set PAPERLIB_DATA), or pass --write-reference to replace the reference on purpose.")
+    return local_root(prof), False, f"other data than the committed results ({'; '.join(diffs)})"
+
+def _shown(p: Path) -> str:
+    "A path as the user should read it: relative to the repository when inside it."
+    root = repo_root()
+    p = Path(p)
+    return str(p.relative_to(root)) if root and p.is_relative_to(root) else str(p)
+
 # %% ../nbs/04_reproduce.ipynb #2bb91e8b
 def reproduce(profile: str = "quick", only=None, seed: int = 0, data_source: str = "auto", device: str = "auto",
-              results_dir=None, nbs_dir=None, log_output: bool = False) -> list[dict]:
-    """Run the study's notebooks in order under `profile`; return one record (notebook, seconds) per notebook.
+              results_dir=None, nbs_dir=None, log_output: bool = False, params=None, write_reference: bool = False,
+              progress: bool | None = None) -> list[dict]:
+    """Run the study's notebooks in order under `profile`; return one record per notebook (see `run_notebook`).
 
-    Stops at the first failure with `NotebookFailed`. Results of notebooks that finished stay committed."""
+    `params` are `(name, YAML value)` pairs for notebook parameters (`-p`). Where the results go is decided once,
+    before any kernel starts (`plan_results`); each notebook's fallbacks are printed as it finishes. Stops at
+    the first failure with `NotebookFailed` (or `Interrupted` on Ctrl-C); results of notebooks that finished stay
+    committed, partial ones are removed, and the results index is rewritten either way."""
+    from paperlib.data import machine_sources
     prof = get_profile(profile)
+    data_root()                                   # a PAPERLIB_DATA that names no folder fails here, before any kernel
     nbs = study_notebooks(nbs_dir, only)
-    root = results_root(prof, results_dir)
-    params = dict(profile=prof.name, seed=int(seed), data_source=data_source, device=device, results_dir=str(root))
-    print(f"reproducing {len(nbs)} notebook(s), profile {prof.name}, results in {root}", flush=True)
+    extra = parse_parameters(params, nbs)
+    custom = ([f"data_source={data_source}"] if data_source != "auto" else []) + ([f"seed={seed}"] if seed != 0 else [])
+    custom += sorted({f"{k}={v!r}" for p in extra.values() for k, v in p.items()})
+    root, reference, why = plan_results(prof, results_dir, custom, write_reference)
+    base = dict(profile=prof.name, seed=int(seed), data_source=data_source, device=device, results_dir=str(root))
+    env = {"PAPERLIB_WRITE_REFERENCE": "1"} if reference else {}
+    progress = sys.stderr.isatty() if progress is None else progress
+    print(f"reproducing {len(nbs)} notebook(s), profile {prof.name}, results in {_shown(root)}/: {why}", flush=True)
     records, t_all = [], time.perf_counter()
-    for nb in nbs:
-        try:
-            dt = run_notebook(nb, params, root / "executed", log_output=log_output)
-        except NotebookFailed:
-            print(f"  {nb.stem:<28} FAILED", flush=True)
-            raise
-        records.append({"notebook": nb.stem, "seconds": round(dt, 1)})
-        print(f"  {nb.stem:<28}{dt:7.1f} s", flush=True)
+    try:
+        for nb in nbs:
+            try:
+                rec = run_notebook(nb, {**base, **extra.get(nb, {})}, root / "executed", log_output=log_output,
+                                   progress=progress, env=env)
+            except NotebookFailed:
+                print(f"  {nb.stem:<28} FAILED", flush=True)
+                raise
+            records.append(rec)
+            moved = f"   -> {_shown(Path(rec['results']).parent)}/ (its data differ from the committed results')" if rec["redirected"] else ""
+            print(f"  {nb.stem:<28}{rec['seconds']:7.1f} s{moved}", flush=True)
+            for f in rec["fallbacks"]: print(f"  FALLBACK in {nb.stem}: {f}", flush=True)
+    finally:
+        shutil.rmtree(root / ".staging", ignore_errors=True)           # a failed or interrupted notebook's partial results
+        for p in (root / "executed").glob(".*.running.ipynb"): p.unlink(missing_ok=True)
+        for r in {root} | {Path(r["results"]).parent for r in records if r["redirected"]}:
+            if any(r.glob("*/provenance.json")) and not (r / "90_report").exists(): write_results_index(r)
     print(f"  {'total':<28}{time.perf_counter() - t_all:7.1f} s", flush=True)
-    if not (root / "90_report").exists():   # the report notebook, once it exists, writes the index itself
-        write_results_index(root)
+    used = [(r["notebook"], f) for r in records for f in r["fallbacks"]]
+    print(f"fallbacks used: {len(used)}" + "".join(f"\n  {nb}: {f}" for nb, f in used) if used else "fallbacks used: none", flush=True)
+    if reference is not False and not only and not any(r["redirected"] for r in records):
+        (root / "sources.json").write_text(json.dumps(machine_sources(), indent=1, sort_keys=True) + "\n")
     return records
 
 # %% ../nbs/04_reproduce.ipynb #d3006366
@@ -144,17 +313,37 @@ def strip_outputs(paths, check: bool = False) -> list[Path]:
     return dirty
 
 # %% ../nbs/04_reproduce.ipynb #9776cd2c
+ENVIRONMENT_HELP = """environment variables:
+  PAPERLIB_DATA=DIR            data root, one folder per source (fsdd/, nsynth/, ...); default .cache/data
+  PAPERLIB_CACHE=DIR           caches: prepared arrays, renders, models (about 0.8 GB); default .cache/
+  PAPERLIB_STRICT=1            every fallback, and data that differ from the committed results, is an error (CI)
+  PAPERLIB_FALLBACKS_ONLY=1    hide every real and rendered source: run on the NumPy stand-ins, as on a bare machine
+  PAPERLIB_WRITE_REFERENCE=1   the same as --write-reference
+  PAPERLIB_RESAMPLE=1          load audio files at another sample rate by resampling them
+
+where results go: quick writes the committed results/ when this machine has the data they came from
+(results/sources.json), else results/local/ (git-ignored); full writes results/full/ (or results/local/full/);
+smoke writes .cache/smoke/. Another seed, data source or -p parameter also writes to results/local/."""
+
 def main(argv=None) -> int:
     "The `paperlib` command line (see `paperlib --help`)."
-    ap = argparse.ArgumentParser(prog="paperlib", description="Reproduce the audio-perception study.")
+    ap = argparse.ArgumentParser(prog="paperlib", description="Reproduce the audio-perception study.",
+                                 epilog=ENVIRONMENT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    rp = sub.add_parser("reproduce", help="run every notebook of the study with papermill")
-    rp.add_argument("--profile", default="quick", choices=list(PROFILES), help="smoke | quick (default) | full")
+    rp = sub.add_parser("reproduce", help="run every notebook of the study with papermill", epilog=ENVIRONMENT_HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    rp.add_argument("--profile", default="quick", choices=list(PROFILES),
+                    help="smoke (seconds, tests) | quick (default: CPU, writes the committed results/) | full (paper scale, GPU)")
     rp.add_argument("--only", nargs="+", metavar="NAME", help="notebook stems or prefixes to run (e.g. 5 or 50_recognize)")
-    rp.add_argument("--seed", type=int, default=0)
-    rp.add_argument("--data-source", default="auto", help="a source name of paperlib.data.SOURCES, or auto")
+    rp.add_argument("--seed", type=int, default=0,
+                    help="seed of every random generator (default 0, the committed results' seed; another writes to results/local/)")
+    rp.add_argument("--data-source", default="auto", help="a source name of paperlib.data.SOURCES, or auto (default)")
     rp.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    rp.add_argument("--results-dir", default=None, help="default: results/ (quick), results/full/ (full), a temp folder (smoke)")
+    rp.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), dest="parameters",
+                    help="a notebook parameter, its value in YAML (e.g. -p test_soundfonts '[TimGM6mb]'); repeatable")
+    rp.add_argument("--results-dir", default=None, help="write here instead (default: see below)")
+    rp.add_argument("--write-reference", action="store_true",
+                    help="let a run on other data or parameters replace the committed results/ (normally results/local/)")
     rp.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     cl = sub.add_parser("clean", help="strip outputs from the source notebooks in nbs/")
     cl.add_argument("--check", action="store_true", help="only report notebooks with outputs (exit 1 if any)")
@@ -164,11 +353,19 @@ def main(argv=None) -> int:
         for p in dirty: print(f"{'has outputs' if args.check else 'stripped'}: {p}")
         return 1 if (args.check and dirty) else 0
     try:
-        reproduce(args.profile, args.only, args.seed, args.data_source, args.device, args.results_dir, log_output=args.log_output)
+        reproduce(args.profile, args.only, args.seed, args.data_source, args.device, args.results_dir,
+                  log_output=args.log_output, params=args.parameters,
+                  write_reference=args.write_reference or writes_reference())
     except NotebookFailed as e:
         print(f"\nFAILED: {e}", file=sys.stderr)
         return 1
-    except ConfigError as e:
+    except Interrupted as e:
+        print(f"\n{e}; committed results untouched", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\ninterrupted; committed results untouched", file=sys.stderr)
+        return 130
+    except PaperlibError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -8,7 +8,10 @@ import soundfile as sf
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("PAPERLIB_STRICT", raising=False)
+    for var in ("PAPERLIB_STRICT", "PAPERLIB_FALLBACKS_ONLY", "PAPERLIB_WRITE_REFERENCE", "PAPERLIB_RESAMPLE", "PAPERLIB_RECEIPT"):
+        monkeypatch.delenv(var, raising=False)
+    from paperlib import core
+    monkeypatch.setattr(core, "_FALLBACKS", [])      # each test sees its own fallbacks (said once per process otherwise)
     yield
 
 

@@ -45,6 +45,7 @@ def test_resolve_device():
 
 
 def test_data_root_and_cache_follow_environment(tmp_path, monkeypatch):
+    (tmp_path / "d").mkdir()
     monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path / "d"))
     assert core.data_root() == (tmp_path / "d").resolve()
     assert core.cache_dir() == tmp_path / "cache"
@@ -103,11 +104,14 @@ def test_result_names_are_validated(tmp_path):
         run.table(_table(1), "../escape")
 
 
-def test_smoke_profile_never_writes_into_results():
+def test_smoke_profile_never_writes_into_results_nor_leaves_temp_folders(tmp_path):
     root = core.results_root("smoke")
-    assert "paperlib-smoke" in root.name
-    assert core.results_root("quick").name == "results"
+    assert root == core.cache_dir() / "smoke" and root.is_relative_to(tmp_path)   # the test's own cache (conftest)
+    assert not core.is_reference_root(root)
+    assert core.results_root("quick").name == "results" and core.is_reference_root(core.results_root("quick"))
     assert core.results_root("full").parts[-2:] == ("results", "full")
+    assert core.local_root("quick").parts[-2:] == ("results", "local")
+    assert core.local_root("full").parts[-3:] == ("results", "local", "full")
 
 
 def test_bad_parameters_fail_at_start(tmp_path):
@@ -117,3 +121,90 @@ def test_bad_parameters_fail_at_start(tmp_path):
         core.start_run("x", seed=-1, results_dir=tmp_path)
     with pytest.raises(ConfigError):
         core.start_run("x", data_source="", results_dir=tmp_path)
+
+
+# ---------------------------------------------------------------- newcomer rules (issue 8)
+def test_data_root_that_does_not_exist_is_an_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path / "nonexistent"))
+    with pytest.raises(core.DataError, match="does not exist"):
+        core.data_root()
+    monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path))
+    assert core.data_root() == tmp_path.resolve()
+
+
+def test_cache_key_is_stable_and_sensitive():
+    assert core.cache_key("a", n=1) == core.cache_key("a", n=1)
+    assert len({core.cache_key("a", n=1), core.cache_key("a", n=2), core.cache_key("b", n=1)}) == 3
+
+
+def test_fallbacks_are_recorded_once_and_fail_under_strict(monkeypatch, capsys):
+    monkeypatch.setattr(core, "_FALLBACKS", [])
+    with pytest.warns(UserWarning, match="FALLBACK"):
+        core.fallback("no data for x", "install x")
+    core.fallback("no data for x", "install x")        # said once
+    assert core.fallbacks_used() == ["no data for x"]
+    assert capsys.readouterr().err.count("FALLBACK: no data for x") == 1
+    monkeypatch.setenv("PAPERLIB_STRICT", "1")
+    with pytest.raises(core.DataError, match="PAPERLIB_STRICT"):
+        core.fallback("no data for y", "install y")
+
+
+def _reference_checkout(tmp_path, monkeypatch, sources):
+    "A fake checkout whose results/99_demo was committed from `sources`."
+    repo = tmp_path / "repo"; (repo / "nbs").mkdir(parents=True); (repo / "pyproject.toml").write_text("")
+    monkeypatch.setattr(core, "repo_root", lambda: repo)
+    run = core.start_run("99_demo", profile="quick")
+    for role, src in sources.items(): run.record_source(role, src)
+    run.table(_table(1), "t")
+    run.commit()
+    return repo
+
+
+def test_a_run_on_other_data_does_not_overwrite_the_reference(tmp_path, monkeypatch, capsys):
+    repo = _reference_checkout(tmp_path, monkeypatch, {"train": {"name": "fsdd", "fingerprint": "aaa"}})
+    assert (repo / "results/99_demo/tables/t.csv").exists()
+    run = core.start_run("99_demo", profile="quick")
+    run.record_source("train", {"name": "numpy-digits", "fingerprint": "bbb"})
+    run.table(_table(2), "t")
+    receipt = tmp_path / "receipt.json"
+    monkeypatch.setenv("PAPERLIB_RECEIPT", str(receipt))
+    final = run.commit()
+    assert final == repo / "results/local/99_demo"
+    assert pd.read_csv(repo / "results/99_demo/tables/t.csv").accuracy[0] == 1          # the reference is untouched
+    assert pd.read_csv(final / "tables/t.csv").accuracy[0] == 2
+    assert "NOT THE REFERENCE" in capsys.readouterr().err
+    rec = json.loads(receipt.read_text())
+    assert rec["redirected"] and rec["results"] == str(final)
+    assert not (repo / "results/.staging").exists()
+
+
+def test_same_data_elsewhere_still_writes_the_reference_and_strict_refuses_other_data(tmp_path, monkeypatch):
+    repo = _reference_checkout(tmp_path, monkeypatch, {"train": {"name": "fsdd", "fingerprint": "aaa", "path": "/one/place"}})
+    run = core.start_run("99_demo", profile="quick")
+    run.record_source("train", {"name": "fsdd", "fingerprint": "aaa", "path": "/another/place"})   # a path is not identity
+    run.table(_table(3), "t")
+    assert run.commit() == repo / "results/99_demo"
+    run = core.start_run("99_demo", profile="quick")
+    run.record_source("train", {"name": "fsdd", "fingerprint": "ccc"})                 # same name, other content
+    run.table(_table(4), "t")
+    monkeypatch.setenv("PAPERLIB_STRICT", "1")
+    with pytest.raises(core.DataError, match="other data than the committed results"):
+        run.commit()
+    assert pd.read_csv(repo / "results/99_demo/tables/t.csv").accuracy[0] == 3
+    monkeypatch.setenv("PAPERLIB_WRITE_REFERENCE", "1")                                # asked for explicitly
+    assert run.commit() == repo / "results/99_demo"
+    assert pd.read_csv(repo / "results/99_demo/tables/t.csv").accuracy[0] == 4
+
+
+def test_identity_differences_name_what_changed():
+    ours = core.source_identity({"train": {"name": "a", "fingerprint": "1"}, "test": {"name": "b"}})
+    assert core.identity_differences(ours, ours) == []
+    ref = core.source_identity({"train": {"name": "a", "fingerprint": "2"}})
+    diffs = core.identity_differences(ours, ref)
+    assert any("other content" in d for d in diffs) and any(d.startswith("test:") for d in diffs)
+
+
+def test_provenance_dirty_flag_ignores_rewritten_results():
+    assert set(core.SOURCE_PATHS) == {"nbs", "paperlib", "pyproject.toml"}
+    g = core.git_commit()
+    assert set(g) == {"commit", "dirty"}

@@ -1,10 +1,12 @@
+import shutil
+import warnings
 import json
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from paperlib import data
+from paperlib import core, data
 from paperlib.core import ConfigError, DataError
 from conftest import write_tone
 
@@ -119,21 +121,99 @@ def test_tau2019_loader(tmp_path):
 
 
 # ---------------------------------------------------------------- source selection
-def test_select_source_rules(tmp_path, monkeypatch):
-    assert data.select_source("spoken_digits", "auto", _fsdd(tmp_path / "with")).name == "fsdd"
+def test_resolve_source_rules(tmp_path, monkeypatch):
+    assert data.resolve_source("spoken_digits", "auto", _fsdd(tmp_path / "with")).name == "fsdd"
     empty = tmp_path / "empty"; empty.mkdir()
-    with pytest.raises(DataError, match="not available"):
-        data.select_source("spoken_digits", "fsdd", empty)
-    with pytest.raises(ConfigError, match="not a known source"):
-        data.select_source("spoken_digits", "fsd", empty)
-    with pytest.raises(ConfigError, match="serves task"):
-        data.select_source("spoken_digits", "nsynth", empty)
+    with pytest.raises(DataError, match="not available") as err:
+        data.resolve_source("spoken_digits", "fsdd", empty)
+    assert str(empty / "fsdd") in str(err.value) and "How to fix" in str(err.value)
+    with pytest.raises(ConfigError, match="not a known source") as err:                 # a typo is never 'auto'
+        data.resolve_source("spoken_digits", "fsd", empty)
+    assert all(name in str(err.value) for name in data.SOURCES)                          # ... and lists the known ones
+    with pytest.warns(UserWarning, match="FALLBACK"):                                    # another task's name: this task's auto
+        assert data.resolve_source("spoken_digits", "nsynth", empty).name == "numpy-digits"
+    assert data.resolve_source("spoken_digits", "gm-nsynth", _fsdd(tmp_path / "with")).name == "fsdd"
+    monkeypatch.setattr(core, "_FALLBACKS", [])                           # a fallback is announced once per process
     with pytest.warns(UserWarning, match="FALLBACK"):
-        assert data.select_source("spoken_digits", "auto", empty).name == "numpy-digits"
+        assert data.resolve_source("spoken_digits", "auto", empty).name == "numpy-digits"
     monkeypatch.setenv("PAPERLIB_STRICT", "1")
     with pytest.raises(DataError, match="PAPERLIB_STRICT"):
-        data.select_source("spoken_digits", "auto", empty)
-    assert data.select_source("spoken_digits", "numpy-digits", empty).kind == "fallback"   # asked for by name: allowed
+        data.resolve_source("spoken_digits", "auto", empty)
+    assert data.resolve_source("spoken_digits", "numpy-digits", empty).kind == "fallback"   # asked for by name: allowed
+
+
+@pytest.mark.parametrize("name", list(data.SOURCES))
+def test_every_source_is_declared_once_and_resolves(name, tmp_path, monkeypatch):
+    src = data.SOURCES[name]
+    assert src.kind in data.SOURCE_KINDS and src.description
+    assert callable(data._import_path(src.loader))                       # the loader's import path is right
+    if src.present is not None: assert callable(data._import_path(src.present))
+    monkeypatch.setenv("PAPERLIB_FALLBACKS_ONLY", "1")
+    if src.kind in data.HIDDEN_KINDS:                                     # hidden: named, it is an error with the fix
+        assert not src.is_present(tmp_path)
+        with pytest.raises(DataError, match="not available"):
+            data.resolve_source(src.task, name, tmp_path)
+    else:                                                                 # simulators and fallbacks always resolve
+        assert data.resolve_source(src.task, name, tmp_path) is src
+    assert len(src.fingerprint(tmp_path)) == 16
+    other = next(t for t in {s.task for s in data.SOURCES.values()} if t != src.task)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert data.resolve_source(other, name, tmp_path).task == other   # a name of another task: that task's auto
+
+
+def test_fingerprints_follow_content_not_paths(tmp_path):
+    a = _fsdd(tmp_path / "a"); b = tmp_path / "b"
+    shutil.copytree(a, b)
+    fsdd = data.SOURCES["fsdd"]
+    assert fsdd.fingerprint(a) == fsdd.fingerprint(b)                    # same files elsewhere: same data
+    (b / "fsdd/recordings/0_bob_0.wav").unlink()                         # a speaker's file removed
+    assert fsdd.fingerprint(a) != fsdd.fingerprint(b)
+    assert fsdd.fingerprint(a, mtimes=True) != fsdd.fingerprint(a)        # the cache key also sees modification times
+    sim = data.SOURCES["sim-tau"]                                         # a simulator's follows its ingredients
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert sim.fingerprint(a) != sim.fingerprint(tmp_path / "empty_root")
+
+
+def test_machine_sources_names_every_task(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERLIB_FALLBACKS_ONLY", "1")
+    rec = data.machine_sources(_fsdd(tmp_path))
+    assert set(rec) == {s.task for s in data.SOURCES.values()}
+    assert rec["spoken_digits"]["source"] == "numpy-digits" and rec["sound_objects"]["source"] == "numpy-sounds"
+    monkeypatch.delenv("PAPERLIB_FALLBACKS_ONLY")
+    assert data.machine_sources(tmp_path)["spoken_digits"]["source"] == "fsdd"
+
+
+def test_soundfont_fingerprint_is_a_content_hash(tmp_path):
+    f1, f2 = tmp_path / "x.sf2", tmp_path / "sub" / "x.sf2"
+    f1.write_bytes(b"RIFF" + bytes(100)); f2.parent.mkdir(); f2.write_bytes(b"RIFF" + bytes(100))
+    assert data.soundfont_fingerprint(f1) == data.soundfont_fingerprint(f2) != data.soundfont_fingerprint("numpy")
+    f2.write_bytes(b"RIFF" + bytes(101))
+    assert data.soundfont_fingerprint(f1) != data.soundfont_fingerprint(f2)
+    with pytest.raises(DataError, match="does not exist"):
+        data.soundfont_fingerprint(tmp_path / "missing.sf2")
+
+
+def test_fallbacks_only_hides_the_soundfonts(monkeypatch):
+    monkeypatch.setenv("PAPERLIB_FALLBACKS_ONLY", "1")
+    assert data.find_soundfonts() == {} and not data.renderer_present()
+    with pytest.warns(UserWarning, match="FALLBACK"):
+        r = data.get_renderer("auto", sr=8000)
+    assert isinstance(r, data.NumpyRenderer) and data.renderer_fingerprint() == data.NUMPY_RENDERER_ID
+    r.reset()                                                             # the same API as SoundFontRenderer
+
+
+def test_stereo_downmix_is_said_once_and_resampling_has_a_command_line_switch(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "_SAID", set())
+    for k in range(3): write_tone(tmp_path / f"st{k}.wav", channels=2)
+    for k in range(3): data.read_audio(tmp_path / f"st{k}.wav")
+    assert capsys.readouterr().err.count("down-mixed to mono") == 1
+    write_tone(tmp_path / "a.wav", sr=8000)
+    with pytest.raises(DataError, match="PAPERLIB_RESAMPLE=1"):
+        data.read_audio(tmp_path / "a.wav", sr=16000)
+    monkeypatch.setenv("PAPERLIB_RESAMPLE", "1")
+    assert data.read_audio(tmp_path / "a.wav", sr=16000)[1] == 16000
 
 
 def test_load_dataset_records_provenance(tmp_path):

@@ -1,16 +1,44 @@
-"""Every notebook of the study, executed end to end with papermill in the smoke profile (seconds each),
-into a temporary results folder: the committed results/ is never touched."""
+"""Every notebook of the study, executed end to end with papermill in the smoke profile (seconds each), into a
+temporary results folder (the committed results/ is never touched), twice: on the sources this machine has, and
+with every real and rendered source hidden (`PAPERLIB_FALLBACKS_ONLY=1`), the path a bare machine takes.
+The executed copies are checked as a reader opens them: every figure inline once, no progress-bar frames."""
+import json
+import re
+
+import nbformat
 import pytest
 
 from paperlib.reproduce import run_notebook, study_notebooks
 
 NOTEBOOKS = study_notebooks()
+PROGRESS_FRAME = re.compile(r"\d+%\|")
+
+
+def check_reader_view(executed, provenance):
+    "The executed notebook shows each of its run's figures inline, none twice, and carries no progress-bar frames."
+    nb = nbformat.read(executed, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    images = [o["data"]["image/png"] for o in outputs if "image/png" in o.get("data", {})]
+    figures = provenance["figures"]
+    assert len(images) >= len(figures), f"{executed.name}: {len(figures)} figures written but {len(images)} shown inline"
+    assert len(set(images)) == len(images), f"{executed.name}: a figure is shown twice"
+    frames = [o for o in outputs if o.get("output_type") == "stream" and PROGRESS_FRAME.search(o.get("text", ""))]
+    assert not frames, f"{executed.name}: {len(frames)} progress-bar frames in the executed copy"
 
 
 @pytest.mark.notebooks
+@pytest.mark.parametrize("sources", ["present", "fallbacks"])
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_in_smoke_profile(nb, tmp_path):
+def test_notebook_runs_in_smoke_profile(nb, sources, tmp_path, monkeypatch):
+    if sources == "fallbacks":
+        monkeypatch.setenv("PAPERLIB_FALLBACKS_ONLY", "1")
     params = dict(profile="smoke", seed=0, data_source="auto", device="cpu", results_dir=str(tmp_path / "results"))
-    run_notebook(nb, params, tmp_path / "executed")
+    rec = run_notebook(nb, params, tmp_path / "executed")
     produced = list((tmp_path / "results").glob("*/provenance.json"))
     assert produced, f"{nb.name} committed no results (its last cell must call run.commit())"
+    prov = json.loads(produced[0].read_text())
+    check_reader_view(tmp_path / "executed" / nb.name, prov)
+    if sources == "fallbacks":   # nothing real was used, and the sources the run names are the ones it used
+        kinds = {s.get("kind") for s in prov["data_sources"].values() if isinstance(s, dict)}
+        assert not kinds & {"real", "rendered"}, f"{nb.name} used {kinds} with every real source hidden"
+        assert rec["fallbacks"] == prov["fallbacks"]

@@ -5,7 +5,9 @@ import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from paperlib import reproduce
+from pathlib import Path
+
+from paperlib import core, reproduce
 from paperlib.core import ConfigError
 
 
@@ -48,7 +50,7 @@ def test_reproduce_runs_in_order_and_a_failure_names_notebook_and_cell(tmp_path)
     with pytest.raises(reproduce.NotebookFailed) as err:
         reproduce.reproduce("quick", nbs_dir=nbs, results_dir=res)
     assert err.value.notebook.name == "20_bad.ipynb" and err.value.cell == 3 and "boom" in str(err.value)
-    assert "cell 3 (`raise RuntimeError('boom')`)" in str(err.value)
+    assert "cell 3, line 1 (`raise RuntimeError('boom')`)" in str(err.value)
     assert err.value.executed.exists()
     assert pd.read_csv(res / "20_bad/tables/t.csv").value[0] == 2
     assert (res / "executed/20_bad.ipynb").read_bytes() == executed_before
@@ -93,3 +95,113 @@ def test_source_notebooks_are_output_free_and_tagged():
         for name in ("profile", "seed", "data_source", "device", "results_dir"):
             assert f"{name} =" in src, f"{nb_path.name}: parameters cell lacks {name}"
         assert 'profile = "quick"' in src, f"{nb_path.name}: the default profile must be quick"
+
+
+# ---------------------------------------------------------------- newcomer rules (issue 8)
+def test_a_failure_names_the_failing_line_and_the_index_is_rewritten(tmp_path):
+    nbs = tmp_path / "nbs"
+    _nb(nbs / "10_ok.ipynb", WRITE.format(stem="10_ok", value=1), "run.commit()")
+    _nb(nbs / "20_bad.ipynb", WRITE.format(stem="20_bad", value=2), "x = 1\ny = 2\nassert x == y, 'x and y differ'\nz = 3",
+        "run.commit()")
+    res = tmp_path / "results"
+    with pytest.raises(reproduce.NotebookFailed) as err:
+        reproduce.reproduce("quick", nbs_dir=nbs, results_dir=res)
+    assert err.value.line_no == 3 and "assert x == y" in str(err.value) and "x and y differ" in str(err.value)
+    assert (res / "README.md").read_text().count("## 10_ok") == 1          # the index was written despite the failure
+    assert not (res / ".staging").exists()                                 # no partial results left behind
+
+
+def test_parameters_from_the_command_line(tmp_path):
+    nbs = tmp_path / "nbs"
+    _nb(nbs / "10_p.ipynb", WRITE.format(stem="10_p", value="len(extra)"), "run.commit()")
+    nb = nbformat.read(nbs / "10_p.ipynb", as_version=4)
+    nb.cells[1].source += "\nextra = []"
+    nbformat.write(nb, nbs / "10_p.ipynb")
+    parsed = reproduce.parse_parameters([("extra", "[a, b, c]")], [nbs / "10_p.ipynb"])
+    assert parsed == {nbs / "10_p.ipynb": {"extra": ["a", "b", "c"]}}
+    with pytest.raises(ConfigError, match="no selected notebook has a parameter called 'extar'") as err:
+        reproduce.parse_parameters([("extar", "1")], [nbs / "10_p.ipynb"])
+    assert "extra" in str(err.value)
+    with pytest.raises(ConfigError, match="--seed"):
+        reproduce.parse_parameters([("seed", "1")], [nbs / "10_p.ipynb"])
+    reproduce.reproduce("quick", nbs_dir=nbs, results_dir=tmp_path / "r", params=[("extra", "[1, 2]")])
+    assert pd.read_csv(tmp_path / "r/10_p/tables/t.csv").value[0] == 2
+
+
+def _fake_checkout(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"; (repo / "nbs").mkdir(parents=True); (repo / "pyproject.toml").write_text("")
+    (repo / "results").mkdir()
+    monkeypatch.setattr(core, "repo_root", lambda: repo)
+    monkeypatch.setattr(reproduce, "repo_root", lambda: repo)
+    return repo
+
+
+def test_results_go_to_the_reference_only_with_the_reference_data(tmp_path, monkeypatch):
+    from paperlib import data
+    repo = _fake_checkout(tmp_path, monkeypatch)
+    here = {"spoken_digits": {"source": "fsdd", "kind": "real", "fingerprint": "aaa"}}
+    monkeypatch.setattr(data, "machine_sources", lambda root=None: here)
+    root, ref, why = reproduce.plan_results("quick")
+    assert root == repo / "results" and ref is None                        # no record yet: each notebook decides
+    (repo / "results/sources.json").write_text(json.dumps(here))
+    assert reproduce.plan_results("quick")[:2] == (repo / "results", True)
+    root, ref, why = reproduce.plan_results("quick", custom=["seed=1"])
+    assert root == repo / "results/local" and ref is False and "seed=1" in why
+    monkeypatch.setattr(data, "machine_sources", lambda root=None: {"spoken_digits": {"source": "numpy-digits", "fingerprint": "b"}})
+    root, ref, why = reproduce.plan_results("quick")
+    assert root == repo / "results/local" and "numpy-digits here, fsdd in the reference" in why
+    (repo / "results/full").mkdir(); (repo / "results/full/sources.json").write_text(json.dumps(here))   # full has its own record
+    assert reproduce.plan_results("full")[0] == repo / "results/local/full"
+    assert reproduce.plan_results("quick", write_reference=True)[:2] == (repo / "results", True)
+    monkeypatch.setenv("PAPERLIB_STRICT", "1")
+    with pytest.raises(core.DataError, match="differ from those of the committed results"):
+        reproduce.plan_results("quick")
+
+
+def test_a_bare_run_prints_its_fallbacks_and_leaves_the_reference_alone(tmp_path, monkeypatch, capsys):
+    from paperlib import data
+    repo = _fake_checkout(tmp_path, monkeypatch)
+    (repo / "results/sources.json").write_text(json.dumps({"spoken_digits": {"source": "fsdd", "fingerprint": "a"}}))
+    monkeypatch.setattr(data, "machine_sources", lambda root=None: {"spoken_digits": {"source": "numpy-digits", "fingerprint": "b"}})
+    nbs = repo / "nbs"
+    _nb(nbs / "10_fb.ipynb", WRITE.format(stem="10_fb", value=1).replace("device='cpu'", "device='cpu'") +
+        "\nfrom paperlib.core import fallback\nfallback('no real data for digits', 'install it')", "run.commit()")
+    records = reproduce.reproduce("quick", nbs_dir=nbs)
+    out = capsys.readouterr().out
+    assert "results in results/local/" in out and "FALLBACK in 10_fb: no real data for digits" in out
+    assert "fallbacks used: 1" in out
+    assert (repo / "results/local/10_fb/tables/t.csv").exists() and (repo / "results/local/executed/10_fb.ipynb").exists()
+    assert (repo / "results/local/README.md").exists() and not (repo / "results/10_fb").exists()
+    assert records[0]["fallbacks"] == ["no real data for digits"]
+
+
+def test_interrupt_prints_one_line_and_cleans_up(tmp_path, monkeypatch, capsys):
+    import papermill
+    nbs = tmp_path / "nbs"
+    _nb(nbs / "10_ok.ipynb", WRITE.format(stem="10_ok", value=1), "run.commit()")
+    res = tmp_path / "results"
+    def interrupted(inp, out, **kw):
+        (res / ".staging/10_ok/tables").mkdir(parents=True)                # a notebook half-way through its run
+        Path(out).write_text("{}")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+    monkeypatch.setattr(reproduce, "study_notebooks", lambda nbs_dir=None, only=None: [nbs / "10_ok.ipynb"])
+    assert reproduce.main(["reproduce", "--results-dir", str(res)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["interrupted in 10_ok; committed results untouched"]
+    assert not (res / ".staging").exists() and not list((res / "executed").glob(".*"))
+
+
+def test_help_names_the_environment_and_the_seed():
+    text = reproduce.ENVIRONMENT_HELP
+    for var in ("PAPERLIB_DATA", "PAPERLIB_STRICT", "PAPERLIB_CACHE", "PAPERLIB_FALLBACKS_ONLY"):
+        assert var in text
+    assert "quick writes the committed results/" in text
+    with pytest.raises(SystemExit):
+        reproduce.main(["reproduce", "--help"])
+
+
+def test_bad_data_root_fails_before_any_kernel(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path / "nonexistent"))
+    assert reproduce.main(["reproduce", "--only", "00_core", "--results-dir", str(tmp_path / "r")]) == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "r/executed").exists()
