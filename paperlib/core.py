@@ -27,9 +27,9 @@ import numpy as np
 # %% auto #0
 __all__ = ['PROFILES', 'PROVENANCE_PACKAGES', 'SOURCE_PATHS', 'PaperlibError', 'ConfigError', 'DataError', 'check_choice',
            'check_positive', 'Profile', 'get_profile', 'seed_everything', 'resolve_device', 'repo_root', 'cache_dir',
-           'data_root', 'is_strict', 'fallbacks_only', 'cache_key', 'fallback', 'fallbacks_used', 'package_versions',
-           'git_commit', 'results_root', 'local_root', 'is_reference_root', 'writes_reference', 'source_identity',
-           'identity_differences', 'Run', 'start_run']
+           'data_root', 'is_strict', 'fallbacks_only', 'cache_key', 'fallback', 'fallbacks_used', 'progress_bar',
+           'package_versions', 'git_commit', 'results_root', 'local_root', 'is_reference_root', 'writes_reference',
+           'source_identity', 'identity_differences', 'Run', 'start_run']
 
 # %% ../nbs/00_core.ipynb #24e13f04
 class PaperlibError(ValueError):
@@ -189,6 +189,16 @@ def fallbacks_used() -> list[str]:
     "The fallbacks announced in this process so far, in order."
     return list(_FALLBACKS)
 
+# %% ../nbs/00_core.ipynb #2725ca37
+def progress_bar(iterable=None, desc: str | None = None, disable: bool = False, **kwargs):
+    """A `tqdm.auto` progress bar over `iterable` (use it for anything longer than a few seconds).
+
+    It is off when `disable` is true *or* when `TQDM_DISABLE` is set in the environment: the reproduction sets it
+    for the notebooks' kernels, so that executed notebooks carry no progress-bar frames (tqdm itself lets an
+    explicit `disable=False` override the environment)."""
+    from tqdm.auto import tqdm
+    return tqdm(iterable, desc=desc, disable=bool(disable) or _env_flag("TQDM_DISABLE"), **kwargs)
+
 # %% ../nbs/00_core.ipynb #a9920ac4
 PROVENANCE_PACKAGES = ("numpy", "scipy", "torch", "scikit-learn", "librosa", "soundfile", "umap-learn",
                        "pandas", "matplotlib", "pyfluidsynth", "papermill", "nbdev", "paperlib")
@@ -339,12 +349,12 @@ class Run:
         self.tables.append({"name": name, "caption": caption, "rows": int(len(df))})
         return df
 
-    def figure(self, fig, name: str, caption: str = "", dpi: int = 110):
-        "Stage a matplotlib figure as `figures/<name>.png`; return the figure (so it still shows inline)."
+    def figure(self, fig, name: str, caption: str = "", dpi: int = 110) -> None:
+        """Stage a matplotlib figure as `figures/<name>.png`. Returns None: the notebook's inline backend shows the
+        figure once at the end of its cell (returning it would show it a second time)."""
         png = self._path("figures", name, "png")
         fig.savefig(png, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
         self.figures.append({"name": name, "caption": caption})
-        return fig
 
     def provenance(self) -> dict:
         "The provenance record that `commit` writes as `provenance.json`."

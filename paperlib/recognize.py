@@ -5,7 +5,6 @@
 # %% ../nbs/50_recognize_data.ipynb #2fbc6f78
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,15 +12,15 @@ from typing import Sequence
 
 import numpy as np
 
-from .core import ConfigError, DataError, cache_dir, check_positive
-from .data import (Clips, Source, SOUNDFONT_PATHS, find_soundfonts, get_renderer, register_source,
-                           renderer_present, select_source)
+from .core import ConfigError, DataError, cache_dir, cache_key, check_positive
+from .data import Clips, get_renderer, resolve_source, soundfont_fingerprint
 
 # %% auto #0
-__all__ = ['SOUND_OBJECTS', 'CLASS_NAMES', 'GUITAR_PROGRAMS', 'KIT_EXCLUSIONS', 'REPRESENTATIONS', 'CACHE_VERSION', 'SOURCE_TASK',
-           'DATA_PROFILES', 'SoundObject', 'SoundConfig', 'class_presets', 'plan_example', 'render_recipe',
-           'detect_onset', 'waveform_1024', 'spectrogram_32x32', 'render_class', 'stratified_split', 'SoundObjectSet',
-           'load_sound_objects', 'build_dataset']
+__all__ = ['SOUND_OBJECTS', 'CLASS_NAMES', 'GUITAR_PROGRAMS', 'KIT_EXCLUSIONS', 'SILENT_PEAK', 'PROBE_VELOCITY',
+           'REPRESENTATIONS', 'CACHE_VERSION', 'SOURCE_TASK', 'DATA_PROFILES', 'SoundObject', 'SoundConfig',
+           'class_presets', 'playable_voicings', 'skipped_presets', 'plan_example', 'render_recipe', 'detect_onset',
+           'waveform_1024', 'spectrogram_32x32', 'render_class', 'stratified_split', 'SoundObjectSet', 'soundfont_ids',
+           'pool_key', 'load_sound_objects', 'load_sound_objects_numpy', 'build_dataset']
 
 # %% ../nbs/50_recognize_data.ipynb #554c58fa
 @dataclass(frozen=True)
@@ -104,25 +103,88 @@ class SoundConfig:
 def _renderer_name(r) -> str:
     return getattr(r, "name", "numpy-synth")
 
+SILENT_PEAK = 1e-4    # a render whose absolute peak stays below this (about -80 dBFS) is silent
+PROBE_VELOCITY = 127  # presets are probed at full velocity: a voicing silent there cannot be played at all
+
 def class_presets(renderer, obj: SoundObject) -> list[tuple[int, str]]:
     """The presets (program, name) that can play class `obj` on `renderer`: drum kits of bank 128 for drums
-    (minus `KIT_EXCLUSIONS`), the GM guitar programs 24-31 for guitar. Memoised on the renderer."""
+    (minus `KIT_EXCLUSIONS`), the GM guitar programs 24-31 for guitar, minus every preset that is silent for all
+    the class's voicings (keys, or the chord or note). Memoised on the renderer; `skipped_presets` lists what was
+    left out and why.
+
+    Raises `DataError` when no preset of the renderer can play the class."""
+    return _class_entry(renderer, obj)[0]
+
+def playable_voicings(renderer, obj: SoundObject, program: int) -> tuple[int, ...]:
+    "Indices into `obj.voicings` that preset `program` of `renderer` sounds (probed by `class_presets`)."
+    return _class_entry(renderer, obj)[1][int(program)]
+
+def skipped_presets(renderer) -> list[dict]:
+    """What `class_presets` found silent so far on `renderer`: dicts soundfont, class, program, preset, action
+    ('skipped': the preset plays no voicing of the class; 'key replaced': the silent keys are replaced by the
+    preset's first sounding key of the class), reason."""
+    return list(renderer.__dict__.get("_skipped_presets", []))
+
+def _class_entry(renderer, obj: SoundObject) -> tuple:
     memo = renderer.__dict__.setdefault("_class_presets", {})
     if obj.name not in memo: memo[obj.name] = _class_presets(renderer, obj)
     return memo[obj.name]
 
-def _class_presets(renderer, obj: SoundObject) -> list[tuple[int, str]]:
+_PROBES: dict = {}
+
+def _probe_renderer(renderer):
+    """Where presets are probed. A SoundFont gets a second synthesizer of its own (one per file and rate, kept for
+    the process): FluidSynth carries a little state from note to note, so probing on the build's synthesizer would
+    change the notes it renders next. Other renderers (NumPy, test doubles) are probed directly."""
+    from paperlib.data import SoundFontRenderer
+    if not isinstance(renderer, SoundFontRenderer): return renderer
+    st = Path(renderer.path).stat()
+    key = (str(renderer.path), st.st_size, st.st_mtime_ns, renderer.sr)
+    if key not in _PROBES: _PROBES[key] = SoundFontRenderer(renderer.path, renderer.sr)
+    return _PROBES[key]
+
+def _voicing_pitches(obj: SoundObject, v: int) -> tuple[int, ...]:
+    return (obj.voicings[v],) if obj.instrument == "drums" else tuple(obj.voicings[v])
+
+def _silent_pitches(probe, program: int, obj: SoundObject, window_s: float = 0.25) -> set[int]:
+    "The keys or pitches of class `obj` that preset `program` does not sound at full velocity."
+    drum = obj.instrument == "drums"
+    pitches = sorted({p for v in range(len(obj.voicings)) for p in _voicing_pitches(obj, v)})
+    return {p for p in pitches
+            if float(np.abs(probe.render(int(program), int(p), PROBE_VELOCITY, 0.0, window_s, window_s, drum=drum)).max()) < SILENT_PEAK}
+
+def _class_presets(renderer, obj: SoundObject) -> tuple[list, dict]:
     if obj.instrument == "drums":
         kits = renderer.drum_kits()
-        out = [(k, n) for k, n in kits.items()
-               if not any(tag in n.lower() and obj.name in cls for tag, cls in KIT_EXCLUSIONS.items())]
+        candidates = [(k, n) for k, n in kits.items()
+                      if not any(tag in n.lower() and obj.name in cls for tag, cls in KIT_EXCLUSIONS.items())]
+        what, kind = "drum kits (bank 128)", "key"
     else:
         progs = renderer.presets(0)
-        out = [(p, progs[p]) for p in GUITAR_PROGRAMS if p in progs]
-    if not out:
-        raise DataError(f"{_renderer_name(renderer)} has no preset that can play {obj.name!r}.",
+        candidates = [(p, progs[p]) for p in GUITAR_PROGRAMS if p in progs]
+        what, kind = "guitar programs 24-31", "pitch"
+    if not candidates:
+        raise DataError(f"{_renderer_name(renderer)} has no {what}, so nothing can play {obj.name!r}.",
                         "use a General MIDI SoundFont with drum kits (bank 128) and guitar programs 24-31.")
-    return out
+    probe, presets, playable = _probe_renderer(renderer), [], {}
+    skipped = renderer.__dict__.setdefault("_skipped_presets", [])
+    for program, name in candidates:
+        silent = _silent_pitches(probe, program, obj)
+        ok = tuple(v for v in range(len(obj.voicings)) if not set(_voicing_pitches(obj, v)) & silent)
+        row = {"soundfont": _renderer_name(renderer), "class": obj.name, "program": int(program), "preset": name}
+        why = f"silent for {kind}{'s' if len(silent) > 1 else ''} {', '.join(map(str, sorted(silent)))} at velocity {PROBE_VELOCITY}"
+        if not ok:
+            skipped.append({**row, "action": "skipped", "reason": why})
+            continue
+        if len(ok) < len(obj.voicings):
+            skipped.append({**row, "action": "key replaced",
+                            "reason": f"{why}; draws of it play {kind} {' '.join(map(str, _voicing_pitches(obj, ok[0])))} instead"})
+        presets.append((program, name)); playable[int(program)] = ok
+    if not presets:
+        raise DataError(f"none of the {len(candidates)} {what} of {_renderer_name(renderer)} can play {obj.name!r}: each is silent "
+                        f"for every voicing {list(obj.voicings)} (e.g. preset {candidates[0][0]} {candidates[0][1]!r}).",
+                        "use a General MIDI SoundFont whose drum kits (bank 128) and guitar programs 24-31 sound these notes.")
+    return presets, playable
 
 def plan_example(renderers: dict, label: int, index: int, cfg: SoundConfig, seed: int = 0, stream: int = 0) -> dict:
     """Draw the recipe of example `index` of class `label` from `renderers` ({name: renderer}).
@@ -133,8 +195,9 @@ def plan_example(renderers: dict, label: int, index: int, cfg: SoundConfig, seed
     sf_name = list(renderers)[int(rng.integers(len(renderers)))]
     presets = class_presets(renderers[sf_name], obj)
     program, preset_name = presets[int(rng.integers(len(presets)))]
-    pitches = (obj.voicings[int(rng.integers(len(obj.voicings)))],) if obj.instrument == "drums" \
-        else obj.voicings[int(rng.integers(len(obj.voicings)))]
+    v = int(rng.integers(len(obj.voicings)))
+    ok = playable_voicings(renderers[sf_name], obj, program)
+    pitches = _voicing_pitches(obj, v if v in ok else ok[0])   # a key this preset does not sound: its first one that it does
     velocity = int(rng.integers(cfg.velocity[0], cfg.velocity[1] + 1))
     onset = float(rng.uniform(0.0, cfg.onset_max_s))
     strum = float(rng.uniform(*cfg.strum_s)) if len(pitches) > 1 else 0.0
@@ -159,9 +222,11 @@ def render_recipe(renderers: dict, recipe: dict, cfg: SoundConfig) -> tuple[np.n
         on = recipe["onset_s"] + i * recipe["strum_s"]
         clean += r.render(int(recipe["program"]), p, vel, note_on=on, note_off=cfg.window_s, duration=cfg.window_s, drum=drum)
     peak = float(np.abs(clean).max())
-    if peak < 1e-4:
+    if peak < SILENT_PEAK:
         raise DataError(f"{_renderer_name(r)} preset {recipe['program']} ({recipe['preset']}) is silent for {recipe['class']} "
-                        f"pitch(es) {recipe['pitches']}.", "exclude this preset for this class (KIT_EXCLUSIONS) or use another SoundFont.")
+                        f"pitch(es) {recipe['pitches']} at velocity {recipe['velocity']}.",
+                        "`class_presets` leaves out presets that are silent at full velocity; this one lacks its softer layers: "
+                        "raise SoundConfig.velocity[0] or use another SoundFont.")
     clean *= 10 ** (recipe["gain_db"] / 20)
     if np.abs(clean).max() > 0.98: clean *= 0.98 / np.abs(clean).max()      # never clip
     rms = float(np.sqrt(np.mean(clean ** 2)))
@@ -235,7 +300,10 @@ def render_class(renderers: dict, label: int, n: int, cfg: SoundConfig, seed: in
         if np.any(clean[:on] != 0) or not on <= found < cfg.n_samples:
             raise DataError(f"example {i} of {rec['class']} does not start inside its window (key-down at sample {on}, "
                             f"first sound at {found}).", "this is a renderer bug: report it with the recipe " + json.dumps(rec))
-        rec.update(onset_detected_s=round(found / cfg.sr, 6), peak=round(float(np.abs(window).max()), 6))
+        # the renderer presses the key at sample round(onset_s * sr), which may lie up to half a sample before
+        # onset_s: compare in samples, and keep both samples in the recipe
+        rec.update(keydown_sample=on, onset_detected_sample=found, onset_detected_s=round(found / cfg.sr, 6),
+                   peak=round(float(np.abs(window).max()), 6))
         audio[i] = window
         meta.append(rec)
     out = {"waveform": waveform_1024(audio, cfg.n_wave), "spectrogram": spectrogram_32x32(audio, cfg), "meta": meta}
@@ -256,7 +324,7 @@ def stratified_split(y: np.ndarray, fractions=(0.7, 0.2, 0.1), seed: int = 0) ->
     return split
 
 # %% ../nbs/50_recognize_data.ipynb #df9f36b9
-CACHE_VERSION = 1
+CACHE_VERSION = 2   # the code version of the prepared arrays: bump when rendering or the recipes change
 
 @dataclass
 class SoundObjectSet:
@@ -264,7 +332,8 @@ class SoundObjectSet:
 
     X : {'waveform': float32 (N, 32, 32) (1024 resampled samples, row-major), 'spectrogram': float32 (N, 32, 32) dB}
     y : int64 (N,) class index into `class_names`;  split : str (N,) 'train' | 'val' | 'test'
-    meta : pandas.DataFrame, one recipe per example;  source / test_source : provenance dicts."""
+    meta : pandas.DataFrame, one recipe per example;  source / test_source : provenance dicts;
+    skipped : the presets left out because they are silent for a class (dicts, see `skipped_presets`)."""
     X: dict
     y: np.ndarray
     split: np.ndarray
@@ -273,6 +342,7 @@ class SoundObjectSet:
     source: dict
     test_source: dict
     notes: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
 
     def arrays(self, representation: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         "(X, y) of one representation and one split."
@@ -288,40 +358,40 @@ class SoundObjectSet:
         import pandas as pd
         return pd.crosstab(pd.Categorical(np.asarray(self.class_names)[self.y], self.class_names), self.split)
 
-def _key(**parts) -> str:
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def soundfont_ids(soundfonts: Sequence[str], numpy_fallback: bool = False) -> list[str]:
+    """The content ids of the SoundFonts a pool is rendered from (`paperlib.data.soundfont_fingerprint`: the file's
+    SHA-1, so the same file anywhere has one id and an edited file another); ['numpy-synth'] for the NumPy fallback."""
+    if isinstance(soundfonts, (str, Path)): soundfonts = [soundfonts]
+    return [soundfont_fingerprint("numpy")] if numpy_fallback else [soundfont_fingerprint(str(sf)) for sf in soundfonts]
 
-def _sf_ids(soundfonts) -> list[str]:
-    "Stable ids of SoundFonts for the cache key: name, size and modification time."
-    out = []
-    for sf in soundfonts:
-        p = SOUNDFONT_PATHS.get(str(sf), Path(str(sf)))
-        out.append(f"{p}:{p.stat().st_size}:{int(p.stat().st_mtime)}" if p.is_file() else str(sf))
-    return out
+def pool_key(soundfonts: Sequence[str], n_per_class: int, cfg: SoundConfig, seed: int, stream: int, numpy_fallback: bool) -> str:
+    "The cache key of a rendered pool: the code version, the SoundFonts' content ids and every setting that changes it."
+    return cache_key(v=CACHE_VERSION, sf=soundfont_ids(soundfonts, numpy_fallback), n=n_per_class, cfg=asdict(cfg),
+                     seed=seed, stream=stream)
 
 def _render_pool(soundfonts, n_per_class: int, cfg: SoundConfig, seed: int, stream: int, numpy_fallback: bool,
                  use_cache: bool = True, progress: bool = True) -> dict:
-    "Render `n_per_class` of every class from `soundfonts` (cached .npz); arrays + meta records."
-    key = _key(v=CACHE_VERSION, sf=["numpy"] if numpy_fallback else _sf_ids(soundfonts), n=n_per_class,
-               cfg=asdict(cfg), seed=seed, stream=stream)
+    "Render `n_per_class` of every class from `soundfonts` (cached .npz); arrays + meta records (+ 'cached': file name or None)."
+    key = pool_key(soundfonts, n_per_class, cfg, seed, stream, numpy_fallback)
     path = cache_dir() / "recognize" / f"pool-{key}.npz"
     if use_cache and path.is_file():
         with np.load(path, allow_pickle=False) as z:
             return {"waveform": z["waveform"], "spectrogram": z["spectrogram"], "y": z["y"],
-                    "meta": json.loads(str(z["meta"])), "cached": str(path)}
+                    "meta": json.loads(str(z["meta"])), "skipped": json.loads(str(z["skipped"])), "cached": path.name}
     renderers = _resolve_renderers(soundfonts, numpy_fallback, cfg.sr)
-    from tqdm.auto import tqdm
+    from paperlib.core import progress_bar
     parts = [render_class(renderers, c, n_per_class, cfg, seed, stream)
-             for c in tqdm(range(len(SOUND_OBJECTS)), desc=f"render {'+'.join(renderers)}", disable=not progress)]
+             for c in progress_bar(range(len(SOUND_OBJECTS)), desc=f"render {'+'.join(renderers)}", disable=not progress)]
     pool = {"waveform": np.concatenate([p["waveform"] for p in parts]),
             "spectrogram": np.concatenate([p["spectrogram"] for p in parts]),
             "y": np.repeat(np.arange(len(SOUND_OBJECTS)), n_per_class).astype(np.int64),
-            "meta": [m for p in parts for m in p["meta"]]}
+            "meta": [m for p in parts for m in p["meta"]],
+            "skipped": [s for r in renderers.values() for s in skipped_presets(r)]}
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
         np.savez_compressed(tmp, waveform=pool["waveform"], spectrogram=pool["spectrogram"], y=pool["y"],
-                            meta=np.array(json.dumps(pool["meta"])))
+                            meta=np.array(json.dumps(pool["meta"])), skipped=np.array(json.dumps(pool["skipped"])))
         tmp.replace(path)
     pool["cached"] = None
     return pool
@@ -329,12 +399,12 @@ def _render_pool(soundfonts, n_per_class: int, cfg: SoundConfig, seed: int, stre
 # %% ../nbs/50_recognize_data.ipynb #1e7d1f7b
 SOURCE_TASK = "sound_objects"
 
-def _gm_present(root=None) -> bool:
-    return renderer_present("auto")
-
 def load_sound_objects(root=None, soundfonts: Sequence[str] = ("FluidR3_GM",), per_class: int = 4, seed: int = 0,
                        numpy_fallback: bool = False, cfg: SoundConfig = SoundConfig()) -> Clips:
-    "The raw 0.25 s windows (a `Clips`, 44.1 kHz) of `per_class` examples of each class, for listening and plots."
+    """The raw 0.25 s windows (a `Clips`, 44.1 kHz) of `per_class` examples of each class, for listening and plots.
+
+    The loader of the source `gm-soundfonts` in `paperlib.data`'s source table (`root` unused: SoundFonts are found
+    by name or path)."""
     cfg.check()
     renderers = _resolve_renderers(soundfonts, numpy_fallback, cfg.sr)
     import pandas as pd
@@ -345,13 +415,9 @@ def load_sound_objects(root=None, soundfonts: Sequence[str] = ("FluidR3_GM",), p
             audio.append(render_recipe(renderers, rec, cfg)[0]); meta.append(rec)
     return Clips(audio, cfg.sr, pd.DataFrame(meta), {"soundfonts": list(renderers)})
 
-register_source(Source("gm-soundfonts", SOURCE_TASK, "rendered",
-                       "the 13 drum and guitar sound objects of paper 004 rendered with FluidSynth from GM SoundFonts",
-                       lambda root=None, **kw: load_sound_objects(root, **kw), present=_gm_present,
-                       fix="install fluidsynth, libfluidsynth3, fluid-soundfont-gm and timgm6mb-soundfont (README.md, Data)."))
-register_source(Source("numpy-sounds", SOURCE_TASK, "fallback",
-                       "the 13 sound objects synthesised in NumPy (additive tones and noise drums; not recordings)",
-                       lambda root=None, **kw: load_sound_objects(root, numpy_fallback=True, **kw)))
+def load_sound_objects_numpy(root=None, **kw) -> Clips:
+    "The loader of the fallback source `numpy-sounds`: `load_sound_objects` with the NumPy synthesiser."
+    return load_sound_objects(root, **{**kw, "numpy_fallback": True})
 
 # %% ../nbs/50_recognize_data.ipynb #ed74bd37
 DATA_PROFILES = {
@@ -382,7 +448,7 @@ def build_dataset(train_soundfonts: Sequence[str] = ("FluidR3_GM",), test_soundf
     train_soundfonts = [str(s) for s in ([train_soundfonts] if isinstance(train_soundfonts, (str, Path)) else train_soundfonts)]
     test_soundfonts = train_soundfonts if test_soundfonts is None else \
         [str(s) for s in ([test_soundfonts] if isinstance(test_soundfonts, (str, Path)) else test_soundfonts)]
-    src = select_source(SOURCE_TASK, data_source)
+    src = resolve_source(SOURCE_TASK, data_source)
     numpy_fallback = src.kind == "fallback"
     cross = sorted(test_soundfonts) != sorted(train_soundfonts) and not numpy_fallback
     pool = _render_pool(train_soundfonts, per_class, cfg, seed, 0, numpy_fallback, use_cache, progress)
@@ -390,9 +456,10 @@ def build_dataset(train_soundfonts: Sequence[str] = ("FluidR3_GM",), test_soundf
     X = {r: pool[r] for r in REPRESENTATIONS}
     y, meta = pool["y"], pool["meta"]
     notes = {"cache": pool["cached"]}
+    skipped = list(pool["skipped"])
     train_names = sorted({m["soundfont"] for m in meta})
     source = {"name": f"{src.name}:{'+'.join(train_names)}", "kind": src.kind, "soundfonts": train_names,
-              "per_class": per_class, "n_clips": len(y)}
+              "fingerprint": cache_key(sorted(soundfont_ids(train_soundfonts, numpy_fallback))), "per_class": per_class, "n_clips": len(y)}
     test_source = dict(source)
     if cross:
         keep = split != "test"
@@ -404,10 +471,11 @@ def build_dataset(train_soundfonts: Sequence[str] = ("FluidR3_GM",), test_soundf
         meta = [m for m, k in zip(meta, keep) if k] + tpool["meta"]
         test_names = sorted({m["soundfont"] for m in tpool["meta"]})
         test_source = {"name": f"{src.name}:{'+'.join(test_names)}", "kind": src.kind, "soundfonts": test_names,
-                       "per_class": n_test, "n_clips": len(tpool["y"])}
+                       "fingerprint": cache_key(sorted(soundfont_ids(test_soundfonts))), "per_class": n_test, "n_clips": len(tpool["y"])}
         notes["test_cache"] = tpool["cached"]
+        skipped += [s for s in tpool["skipped"] if s not in skipped]
     elif numpy_fallback and sorted(test_soundfonts) != sorted(train_soundfonts):
         notes["cross_soundfont"] = "skipped: the NumPy fallback has one synthesiser, so there is no held-out library"
     import pandas as pd
     X = {r: v.reshape(len(v), 32, 32) for r, v in X.items()}
-    return SoundObjectSet(X, y, split, pd.DataFrame(meta), CLASS_NAMES, source, test_source, notes)
+    return SoundObjectSet(X, y, split, pd.DataFrame(meta), CLASS_NAMES, source, test_source, notes, skipped)

@@ -184,8 +184,8 @@ def _train(model, X_train, y_train, X_val, y_val, cfg, seed, device, progress) -
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     res = TrainResult(model, scaler, threads=cfg.threads)
     perm, pos, losses = torch.randperm(len(Xt), generator=gen), 0, []
-    from tqdm.auto import tqdm
-    bar = tqdm(range(1, cfg.iterations + 1), desc=progress, disable=progress is None, leave=False)
+    from paperlib.core import progress_bar
+    bar = progress_bar(range(1, cfg.iterations + 1), desc=progress, disable=progress is None, leave=False)
     for it in bar:
         t0 = time.perf_counter()
         if pos + cfg.batch_size > len(perm):

@@ -120,7 +120,7 @@ def run_notebook(nb: Path, params: dict, executed_dir: Path, kernel: str = "pyth
     staging = executed_dir / f".{nb.stem}.running.ipynb"
     fd, receipt = tempfile.mkstemp(prefix=f"paperlib-{nb.stem}-", suffix=".json"); os.close(fd)
     bar = dict(desc=f"  {nb.stem}", leave=False, disable=not progress, file=sys.stderr,
-               mininterval=0.5 if sys.stderr.isatty() else 30)
+               mininterval=0.5 if sys.stderr.isatty() else 30)   # a log file gets an update every 30 s
     t0 = time.perf_counter()
     try:
         with kernel_environment(PAPERLIB_RECEIPT=receipt, **(env or {})):
@@ -269,7 +269,7 @@ def reproduce(profile: str = "quick", only=None, seed: int = 0, data_source: str
     root, reference, why = plan_results(prof, results_dir, custom, write_reference)
     base = dict(profile=prof.name, seed=int(seed), data_source=data_source, device=device, results_dir=str(root))
     env = {"PAPERLIB_WRITE_REFERENCE": "1"} if reference else {}
-    progress = sys.stderr.isatty() if progress is None else progress
+    progress = True if progress is None else progress
     print(f"reproducing {len(nbs)} notebook(s), profile {prof.name}, results in {_shown(root)}/: {why}", flush=True)
     records, t_all = [], time.perf_counter()
     try:
@@ -343,7 +343,7 @@ def compare_results(reference, other, timing=TIMING_COLUMN) -> "pandas.DataFrame
 # %% ../nbs/04_reproduce.ipynb #9776cd2c
 ENVIRONMENT_HELP = """environment variables:
   PAPERLIB_DATA=DIR            data root, one folder per source (fsdd/, nsynth/, ...); default .cache/data
-  PAPERLIB_CACHE=DIR           caches: prepared arrays, renders, models (about 0.8 GB); default .cache/
+  PAPERLIB_CACHE=DIR           caches: prepared arrays, renders, models (about 0.55 GB); default .cache/
   PAPERLIB_STRICT=1            every fallback, and data that differ from the committed results, is an error (CI)
   PAPERLIB_FALLBACKS_ONLY=1    hide every real and rendered source: run on the NumPy stand-ins, as on a bare machine
   PAPERLIB_WRITE_REFERENCE=1   the same as --write-reference

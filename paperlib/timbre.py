@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,19 +15,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core import ConfigError, DataError, cache_dir, check_choice, check_positive
-from .data import Clips, Source, data_root, get_renderer, load_nsynth, register_source, renderer_present, select_source
+from .core import ConfigError, DataError, cache_dir, cache_key, check_choice, check_positive
+from .data import Clips, data_root, get_renderer, load_nsynth, resolve_source, soundfont_fingerprint
 
 # %% auto #0
 __all__ = ['FAMILIES', 'SOURCES_NSYNTH', 'VELOCITIES', 'SR', 'NOTE_SECONDS', 'NOTE_OFF', 'N_SAMPLES', 'GM_FAMILY_ROWS',
            'GM_EXCLUDED', 'PITCHES', 'N_FFT', 'HOP', 'N_BINS', 'DB_FLOOR', 'N_MELS_BASELINE', 'PROFILE_SETTINGS',
-           'gm_family_table', 'plan_notes', 'render_note_set', 'load_gm_nsynth', 'load_note_sets', 'n_frames',
-           'stft_frames78', 'log_magnitude_db', 'log_mel_db', 'NoteSet', 'prepare_arrays', 'split_notes',
-           'AutoencoderConfig', 'ResidualBlock', 'Encoder', 'Decoder', 'SpectralAutoencoder', 'FamilyMLP',
-           'build_autoencoder', 'TrainConfig', 'train_autoencoder', 'reconstruction_mse', 'get_autoencoder', 'embed',
-           'decode_logmag', 'reencode', 'encode_audio', 'to_audio', 'log_spectral_distance', 'listen', 'show_logmag',
-           'MLPConfig', 'MLPFamilyClassifier', 'make_svm', 'make_classifiers', 'flat', 'family_means', 'mean_shift',
-           'diagonal_scaling', 'RidgeMap', 'fit_ridge_map', 'paired_notes', 'transformation_success', 'prepare_study']
+           'gm_family_table', 'plan_notes', 'renderer_id', 'render_note_set', 'load_gm_nsynth', 'load_numpy_nsynth',
+           'load_note_sets', 'n_frames', 'stft_frames78', 'log_magnitude_db', 'log_mel_db', 'NoteSet', 'prepare_arrays',
+           'split_notes', 'AutoencoderConfig', 'ResidualBlock', 'Encoder', 'Decoder', 'SpectralAutoencoder',
+           'FamilyMLP', 'build_autoencoder', 'TrainConfig', 'train_autoencoder', 'reconstruction_mse',
+           'get_autoencoder', 'embed', 'decode_logmag', 'reencode', 'encode_audio', 'to_audio', 'log_spectral_distance',
+           'listen', 'show_logmag', 'MLPConfig', 'MLPFamilyClassifier', 'make_svm', 'make_classifiers', 'flat',
+           'family_means', 'mean_shift', 'diagonal_scaling', 'RidgeMap', 'fit_ridge_map', 'paired_notes',
+           'transformation_success', 'note_set_name', 'prepare_study']
 
 # %% ../nbs/20_timbre_data.ipynb #7f7006d2
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal")
@@ -157,11 +157,12 @@ def plan_notes(per_family: int, seed: int = 0, families: Sequence[str] = FAMILIE
     return pd.DataFrame(rows)
 
 # %% ../nbs/20_timbre_data.ipynb #d82679d8
-_RENDER_VERSION = 1   # bump when the rendering or the table changes, to invalidate caches
+_RENDER_VERSION = 2   # the code version of the rendered notes and arrays: bump when the rendering or the table changes
 
-def _key(obj) -> str:
-    "A short stable hash of a JSON-able object (cache file names)."
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def renderer_id(renderer) -> str:
+    """The content id of a note renderer, for cache keys and provenance: the SoundFont file's SHA-1
+    (`paperlib.data.soundfont_fingerprint`, the same file anywhere has one id), or the NumPy synthesiser's id."""
+    return soundfont_fingerprint(renderer.path) if getattr(renderer, "path", None) is not None else soundfont_fingerprint("numpy")
 
 def _nsynth_meta(plan, soundfont_name: str):
     "Add NSynth's metadata fields to a note plan (a copy)."
@@ -186,29 +187,30 @@ def render_note_set(plan, soundfont: str = "FluidR3_GM", n_samples: int = N_SAMP
     plan : DataFrame from `plan_notes`.
     soundfont : a SoundFont name or path for `paperlib.data.get_renderer`, or 'numpy' (the NumPy stand-in).
     n_samples : samples kept from the start of each 4 s note (the paper: 40000, i.e. 2.5 s at 16 kHz).
-    cache : read/write `<cache>/timbre/notes-<key>.npz`.
+    cache : read/write `<cache>/timbre/notes-<key>.npz`, keyed on the renderer's content id (`renderer_id`: the
+        SoundFont's SHA-1, never its path), the code version and the notes.
 
     Returns
     -------
     Clips with float32 audio of shape (n_samples,) each at 16 kHz, meta in NSynth's fields (+ program, gm_name,
     soundfont, cell, round), source = the renderer's provenance.
     """
-    from tqdm.auto import tqdm
+    from paperlib.core import progress_bar
     check_positive("n_samples", n_samples, integer=True)
     if n_samples > int(NOTE_SECONDS * SR):
         raise ConfigError(f"n_samples={n_samples} is longer than a {NOTE_SECONDS} s note at {SR} Hz.", f"pass n_samples <= {int(NOTE_SECONDS * SR)}.")
     renderer = get_renderer(soundfont, sr=SR)
     name = renderer.name
     cols = ["instrument_family_str", "program", "pitch", "velocity"]
-    key = _key({"v": _RENDER_VERSION, "sf": str(getattr(renderer, "path", name)), "n": n_samples,
-                "notes": plan[cols].to_numpy().tolist()})
+    sf_id = renderer_id(renderer)
+    key = cache_key(v=_RENDER_VERSION, sf=sf_id, sr=SR, n=n_samples, notes=plan[cols].to_numpy().tolist())
     path = cache_dir() / "timbre" / f"notes-{key}.npz"
     meta = _nsynth_meta(plan, name)
     if cache and path.is_file():
         audio = np.load(path)["audio"]
     else:
         audio = np.zeros((len(plan), n_samples), np.float16)
-        for i, (p, v, prog) in enumerate(tqdm(list(zip(plan.pitch, plan.velocity, plan.program)), desc=f"render {name}",
+        for i, (p, v, prog) in enumerate(progress_bar(list(zip(plan.pitch, plan.velocity, plan.program)), desc=f"render {name}",
                                               disable=not progress, leave=False)):
             audio[i] = renderer.render(int(prog), int(p), int(v), note_on=0.0, note_off=NOTE_OFF, duration=NOTE_SECONDS)[:n_samples]
         if cache:
@@ -219,7 +221,8 @@ def render_note_set(plan, soundfont: str = "FluidR3_GM", n_samples: int = N_SAMP
     if silent.any():
         raise DataError(f"{int(silent.sum())} rendered notes are silent, e.g. {meta.note_str[int(np.argmax(silent))]} from {name}.",
                         "the SoundFont lacks that preset or range: check the table's pitch ranges.")
-    return Clips(list(audio), SR, meta, dict(renderer.provenance, n_notes=len(plan)))
+    prov = {k: v for k, v in renderer.provenance.items() if k != "path"}     # no machine paths in provenance
+    return Clips(list(audio), SR, meta, dict(prov, fingerprint=sf_id, n_notes=len(plan)))
 
 # %% ../nbs/20_timbre_data.ipynb #1c68341e
 def load_gm_nsynth(root=None, soundfont: str = "FluidR3_GM", per_family: int = 150, seed: int = 0,
@@ -227,15 +230,9 @@ def load_gm_nsynth(root=None, soundfont: str = "FluidR3_GM", per_family: int = 1
     "The rendered NSynth-like note set: `render_note_set(plan_notes(per_family, seed, families), soundfont)` (`root` unused)."
     return render_note_set(plan_notes(per_family, seed, families), soundfont, n_samples, cache)
 
-def _load_numpy_nsynth(root=None, **kw) -> Clips:
+def load_numpy_nsynth(root=None, **kw) -> Clips:
+    "The loader of the fallback source `numpy-nsynth`: `load_gm_nsynth` with the NumPy synthesiser."
     return load_gm_nsynth(root, **{**kw, "soundfont": "numpy"})
-
-register_source(Source("gm-nsynth", "instrument_notes", "rendered",
-                       "NSynth-like notes rendered from GM SoundFonts (11 families, 4 s at 16 kHz, NSynth velocities)",
-                       load_gm_nsynth, present=lambda root: renderer_present("auto"),
-                       fix="install fluidsynth, libfluidsynth3, fluid-soundfont-gm and timgm6mb-soundfont (README.md, Data)."))
-register_source(Source("numpy-nsynth", "instrument_notes", "fallback",
-                       "NSynth-like notes from the pure-NumPy additive synthesiser (not real instruments)", _load_numpy_nsynth))
 
 # %% ../nbs/20_timbre_data.ipynb #978ab14e
 def _concat_clips(sets: Sequence[Clips]) -> Clips:
@@ -264,7 +261,7 @@ def load_note_sets(data_source: str = "auto", train_soundfonts: Sequence[str] = 
     if overlap:
         raise ConfigError(f"SoundFont(s) {sorted(overlap)} are in both train_soundfonts and test_soundfonts.",
                           "an unseen SoundFont must not be trained on: remove it from one of the lists.")
-    src = select_source("instrument_notes", data_source, root)
+    src = resolve_source("instrument_notes", data_source, root)
     if src.name == "nsynth":
         r = root if root is not None else data_root()
         train = load_nsynth(r, None, FAMILIES, per_family, n_samples)
@@ -272,18 +269,21 @@ def load_note_sets(data_source: str = "auto", train_soundfonts: Sequence[str] = 
         if "test" in set(train.meta.split) and len(set(train.meta.split)) > 1:
             is_test = (train.meta.split == "test").to_numpy()
             unseen["nsynth-test"], train = train.subset(is_test), train.subset(~is_test)
-        train.source = {"name": "nsynth", "kind": "real", **train.source}
+        train.source = {"name": "nsynth", "kind": "real", "fingerprint": src.fingerprint(r), **train.source}
         return train, unseen
     sf_train = ["numpy"] if src.name == "numpy-nsynth" else list(train_soundfonts)
     plan = plan_notes(per_family, seed)
-    train = _concat_clips([render_note_set(plan, sf, n_samples) for sf in sf_train])
+    parts = [render_note_set(plan, sf, n_samples) for sf in sf_train]
+    train = _concat_clips(parts)
     train.source = {"name": src.name, "kind": src.kind, "soundfonts": sorted(set(train.meta.soundfont)),
-                    **{k: v for k, v in train.source.items() if k in ("path", "sr", "parts")}}
+                    "fingerprint": cache_key(sorted(c.source["fingerprint"] for c in parts)),
+                    **{k: v for k, v in train.source.items() if k in ("sr", "parts")}}
     unseen = {}
     if src.name != "numpy-nsynth":
         for sf in test_soundfonts:
             c = render_note_set(plan, sf, n_samples)
-            c.source = {"name": src.name, "kind": src.kind, "soundfonts": [sf], **{k: v for k, v in c.source.items() if k in ("path", "sr")}}
+            c.source = {"name": src.name, "kind": src.kind, "soundfonts": sorted(set(c.meta.soundfont)),
+                        **{k: v for k, v in c.source.items() if k in ("sr", "fingerprint")}}
             unseen[c.meta.soundfont[0]] = c
     return train, unseen
 
@@ -366,8 +366,8 @@ class NoteSet:
 def prepare_arrays(clips: Clips, name: str, cache: bool = True) -> NoteSet:
     "Compute (or load from the cache) the log-magnitude and log-mel arrays of `clips` (notes of 40000 samples)."
     audio = clips.to_array(max(len(a) for a in clips.audio))
-    key = _key({"v": _RENDER_VERSION, "fft": [N_FFT, HOP, N_MELS_BASELINE, DB_FLOOR],
-                "audio": hashlib.sha1(np.ascontiguousarray(audio).tobytes()).hexdigest()})
+    key = cache_key(v=_RENDER_VERSION, fft=[N_FFT, HOP, N_MELS_BASELINE, DB_FLOOR],
+                    audio=hashlib.sha1(np.ascontiguousarray(audio).tobytes()).hexdigest())
     path = cache_dir() / "timbre" / f"arrays-{key}.npz"
     if cache and path.is_file():
         with np.load(path) as f: logmag, logmel = f["logmag"].astype(np.float32), f["logmel"]
@@ -486,7 +486,7 @@ def train_autoencoder(logmag: np.ndarray, cfg: AutoencoderConfig = AutoencoderCo
     model : the trained SpectralAutoencoder (eval mode, on `device`).
     history : dict of lists, 'train' and 'val' mean squared error of the scaled log-magnitude per epoch.
     """
-    from tqdm.auto import tqdm
+    from paperlib.core import progress_bar
     check_positive("epochs", train.epochs, integer=True)
     torch.manual_seed(seed)
     model = build_autoencoder(cfg).to(device)
@@ -497,7 +497,7 @@ def train_autoencoder(logmag: np.ndarray, cfg: AutoencoderConfig = AutoencoderCo
     X = torch.from_numpy(np.ascontiguousarray(logmag, dtype=np.float32))
     gen = torch.Generator().manual_seed(seed)
     history = {"train": [], "val": []}
-    bar = tqdm(range(train.epochs), desc="autoencoder", disable=not progress, leave=False)
+    bar = progress_bar(range(train.epochs), desc="autoencoder", disable=not progress, leave=False)
     for _ in bar:
         model.train(); total = 0.0
         for idx in torch.randperm(n, generator=gen).split(train.batch_size):
@@ -524,9 +524,9 @@ def get_autoencoder(logmag: np.ndarray, cfg: AutoencoderConfig, train: TrainConf
     """`train_autoencoder`, cached under `<cache>/timbre/ae-<key>.pt` (key: data, configs, seed, torch version).
 
     Returns (model, history, from_cache)."""
-    key = _key({"data": hashlib.sha1(np.ascontiguousarray(logmag, np.float32).tobytes()).hexdigest(),
-                "val": None if val is None else hashlib.sha1(np.ascontiguousarray(val, np.float32).tobytes()).hexdigest(),
-                "cfg": dataclasses.asdict(cfg), "train": dataclasses.asdict(train), "seed": seed, "torch": torch.__version__})
+    key = cache_key(v=_RENDER_VERSION, data=hashlib.sha1(np.ascontiguousarray(logmag, np.float32).tobytes()).hexdigest(),
+                    val=None if val is None else hashlib.sha1(np.ascontiguousarray(val, np.float32).tobytes()).hexdigest(),
+                    cfg=dataclasses.asdict(cfg), train=dataclasses.asdict(train), seed=seed, torch=torch.__version__)
     path = cache_dir() / "timbre" / f"ae-{key}.pt"
     if cache and path.is_file():
         state = torch.load(path, map_location=device, weights_only=False)
@@ -782,6 +782,11 @@ PROFILE_SETTINGS = {
 }
 "Sizes per profile: notes per family (11 families), test fraction, autoencoder width and epochs, MLP epochs, t-SNE iterations."
 
+def note_set_name(clips: Clips) -> str:
+    "How tables name a note set: the SoundFonts it was rendered from ('FluidR3_GM'), else its source ('nsynth', 'numpy-nsynth')."
+    s = clips.source
+    return "+".join(s["soundfonts"]) if s.get("name") == "gm-nsynth" and s.get("soundfonts") else str(s.get("name", "train"))
+
 def prepare_study(settings: dict, data_source: str = "auto", train_soundfonts=("FluidR3_GM",),
                   test_soundfonts=("TimGM6mb",), seed: int = 0, device="cpu", progress: bool = True) -> dict:
     """Note sets, prepared arrays, split, autoencoder and embeddings for the paper's analyses.
@@ -793,7 +798,7 @@ def prepare_study(settings: dict, data_source: str = "auto", train_soundfonts=("
     """
     S = settings
     train_clips, unseen_clips = load_note_sets(data_source, train_soundfonts, test_soundfonts, S["per_family"], seed)
-    train = prepare_arrays(train_clips, "+".join(train_soundfonts) if train_clips.source.get("name") == "gm-nsynth" else train_clips.source.get("name", "train"))
+    train = prepare_arrays(train_clips, note_set_name(train_clips))
     train.meta["split"] = split_notes(train.meta, S["test_fraction"], seed)
     unseen = {}
     for name, c in unseen_clips.items():

@@ -5,7 +5,6 @@
 # %% ../nbs/30_uvac_data.ipynb #cdf743f5
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -18,26 +17,27 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ConfigError, DataError, cache_dir, check_choice, check_positive, data_root, fallback
-from .data import Clips, SOURCES, Source, load_dataset, register_source, select_source
+from .core import ConfigError, DataError, cache_dir, cache_key, check_choice, check_positive, data_root, fallback
+from .data import SOURCES, Clips, load_dataset, resolve_source
 
 # %% auto #0
 __all__ = ['SCENE_SR', 'TAU_SECONDS', 'US8K_SECONDS', 'TAU_CLASSES', 'US8K_CLASSES', 'LAYERS', 'TAU_RECIPES', 'US8K_RECIPES',
-           'US8K_BACKGROUND', 'PREP_VERSION', 'SETTINGS', 'LAMBDAS', 'UVAC_LAMBDAS', 'DATASETS', 'shaped_noise',
-           'band_limit', 'slow_envelope', 'harmonic_tone', 'room', 'place', 'poisson_onsets', 'SceneKit',
-           'layer_rumble', 'layer_hum', 'layer_babble', 'layer_voices_sparse', 'layer_babble_dense', 'layer_children',
-           'layer_announcement', 'layer_footsteps', 'layer_birds', 'layer_wind', 'layer_fountain', 'layer_car_pass',
-           'layer_engine', 'layer_horn', 'layer_siren', 'layer_music', 'layer_background_music', 'layer_chime',
-           'layer_telephone', 'layer_applause', 'layer_train_pass', 'layer_rail_clicks', 'layer_squeal',
-           'layer_motor_whine', 'layer_vehicle_interior', 'layer_air_brake', 'layer_ticks', 'layer_jet',
-           'layer_suitcase', 'layer_ac_unit', 'layer_dog', 'layer_drill', 'layer_jackhammer', 'layer_gunshot',
-           'simulate_tau_clip', 'simulate_us8k_clip', 'simulate_scenes', 'recipe_table', 'layer_table', 'DigitFeatures',
-           'SceneFeatures', 'center_on_speech', 'digit_spectrograms', 'scene_logmel', 'split_indices', 'prepare_digits',
-           'prepare_scenes', 'Normaliser', 'model_arrays', 'UVACConfig', 'ConvRecurrentEncoder', 'ConvDecoder',
-           'broadcast_channels', 'CatUVAC', 'UVAC', 'bernoulli_nll', 'kl_normal', 'kl_categorical_uniform',
-           'cat_uvac_terms', 'cat_uvac_loss', 'uvac_terms', 'uvac_loss', 'anneal', 'TrainConfig', 'encode_cat_uvac',
-           'encode_uvac', 'train_cat_uvac', 'train_uvac', 'flat_features', 'kmeans_clusters', 'cluster_scores',
-           'source_for', 'prepare']
+           'US8K_BACKGROUND', 'MIN_DIGIT_CLIPS', 'PREP_VERSION', 'SETTINGS', 'LAMBDAS', 'UVAC_LAMBDAS', 'DATASETS',
+           'CORPUS_NAMES', 'shaped_noise', 'band_limit', 'slow_envelope', 'harmonic_tone', 'room', 'place',
+           'poisson_onsets', 'SceneKit', 'layer_rumble', 'layer_hum', 'layer_babble', 'layer_voices_sparse',
+           'layer_babble_dense', 'layer_children', 'layer_announcement', 'layer_footsteps', 'layer_birds', 'layer_wind',
+           'layer_fountain', 'layer_car_pass', 'layer_engine', 'layer_horn', 'layer_siren', 'layer_music',
+           'layer_background_music', 'layer_chime', 'layer_telephone', 'layer_applause', 'layer_train_pass',
+           'layer_rail_clicks', 'layer_squeal', 'layer_motor_whine', 'layer_vehicle_interior', 'layer_air_brake',
+           'layer_ticks', 'layer_jet', 'layer_suitcase', 'layer_ac_unit', 'layer_dog', 'layer_drill',
+           'layer_jackhammer', 'layer_gunshot', 'simulate_tau_clip', 'simulate_us8k_clip', 'simulate_scenes',
+           'load_sim_tau', 'load_sim_us8k', 'recipe_table', 'layer_table', 'DigitFeatures', 'SceneFeatures',
+           'center_on_speech', 'digit_spectrograms', 'scene_logmel', 'split_indices', 'check_digit_set',
+           'prepare_digits', 'prepare_scenes', 'Normaliser', 'model_arrays', 'UVACConfig', 'ConvRecurrentEncoder',
+           'ConvDecoder', 'broadcast_channels', 'CatUVAC', 'UVAC', 'bernoulli_nll', 'kl_normal',
+           'kl_categorical_uniform', 'cat_uvac_terms', 'cat_uvac_loss', 'uvac_terms', 'uvac_loss', 'anneal',
+           'TrainConfig', 'encode_cat_uvac', 'encode_uvac', 'train_cat_uvac', 'train_uvac', 'flat_features',
+           'kmeans_clusters', 'cluster_scores', 'dataset_label', 'prepare']
 
 # %% ../nbs/30_uvac_data.ipynb #803e0579
 SCENE_SR = 16000                     # Hz: the paper resamples every scene to 16 kHz
@@ -124,7 +124,7 @@ def poisson_onsets(rng: np.random.Generator, seconds: float, rate: float, lead: 
 # %% ../nbs/30_uvac_data.ipynb #205f75d0
 class SceneKit:
     "Voice bank (FSDD at 16 kHz) and GM renderer shared by the simulators; `provenance` names both."
-    _voice_cache: dict = {}      # data root -> (source name, list of unit-RMS float64 voices at 16 kHz)
+    _voice_cache: dict = {}      # content fingerprint of the voices -> (provenance, list of unit-RMS float64 voices at 16 kHz)
     _renderer = None
 
     def __init__(self, root=None, sr: int = SCENE_SR):
@@ -133,12 +133,15 @@ class SceneKit:
         self.root = Path(root) if root is not None else data_root()
 
     def _bank(self) -> tuple:
-        key = str(self.root)
+        if getattr(self, "_bank_key", None) is None:                  # once per kit: the voices' content, not their folder
+            src = resolve_source("spoken_digits", "auto", self.root)
+            self._bank_key = (src.name, cache_key(src.name, src.fingerprint(self.root, mtimes=True), self.sr))
+        name, key = self._bank_key
         if key not in SceneKit._voice_cache:
             from scipy.signal import resample_poly
-            clips = load_dataset("spoken_digits", "auto", root=self.root)
+            clips = load_dataset("spoken_digits", name, root=self.root)
             up, down = (self.sr // clips.sr, 1) if self.sr % clips.sr == 0 else (self.sr, clips.sr)
-            SceneKit._voice_cache[key] = (clips.source["name"],
+            SceneKit._voice_cache[key] = ({"name": name, "fingerprint": clips.source["fingerprint"]},
                                           [_unit(resample_poly(a.astype(np.float64), up, down)) for a in clips.audio])
         return SceneKit._voice_cache[key]
 
@@ -154,8 +157,10 @@ class SceneKit:
 
     @property
     def provenance(self) -> dict:
-        voices, renderer = self._bank()[0], self.renderer.provenance["name"]
-        return {"name": f"voices {voices} + {renderer}", "voices": voices, "renderer": renderer, "sr": self.sr}
+        "Which voices and which renderer the simulators draw on, with a content `fingerprint` of both (no paths)."
+        voices, renderer = self._bank()[0], self.renderer.provenance
+        return {"name": f"voices {voices['name']} + {renderer['name']}", "voices": voices["name"], "renderer": renderer["name"],
+                "sr": self.sr, "fingerprint": cache_key(voices["fingerprint"], renderer.get("fingerprint"))}
 
     def voice(self, rng, pitch: float = 1.0) -> np.ndarray:
         "One random voice clip (unit RMS); `pitch` > 1 speeds it up (pitch and formants up, duration down)."
@@ -169,8 +174,7 @@ class SceneKit:
         hold = 0.7 * seconds if hold is None else hold
         # FluidSynth's rendering of a note depends on what the synth played before (slightly, ~1e-3); a system reset
         # and a 16 ms primer of the same key make every note independent of history, so clips are reproducible.
-        synth = getattr(self.renderer, "_synth", None)
-        if synth is not None and hasattr(synth, "system_reset"): synth.system_reset()
+        self.renderer.reset()
         self.renderer.render(int(program), int(pitch), int(velocity), 0.0, 0.008, 0.016, drum=drum)
         y = self.renderer.render(int(program), int(pitch), int(velocity), 0.0, max(hold, 0.02), seconds, drum=drum).astype(np.float64)
         return y / max(_rms(y[np.abs(y) > 1e-4]) if np.any(np.abs(y) > 1e-4) else 0.0, 1e-9)
@@ -548,7 +552,7 @@ def simulate_scenes(kind: str, n_per_class: int = 10, seed: int = 0, classes: Se
     Returns `Clips` with meta columns label (class name), class_id, index, and the recipe's draws (layers, rt60_s,
     salience, snr_db, duration_s). Clip `(class, index)` is the same whatever `n_per_class`, `start` and `classes`."""
     import pandas as pd
-    from tqdm.auto import tqdm
+    from paperlib.core import progress_bar
     check_choice("kind", kind, ["tau", "us8k"])
     check_positive("n_per_class", n_per_class, integer=True)
     names = TAU_CLASSES if kind == "tau" else US8K_CLASSES
@@ -557,24 +561,22 @@ def simulate_scenes(kind: str, n_per_class: int = 10, seed: int = 0, classes: Se
     kit = SceneKit(root)
     audio, rows = [], []
     jobs = [(c, i) for c in classes for i in range(start, start + n_per_class)]
-    for c, i in tqdm(jobs, desc=f"simulate {kind}", disable=not progress, leave=False):
+    for c, i in progress_bar(jobs, desc=f"simulate {kind}", disable=not progress, leave=False):
         y, meta = simulate_tau_clip(kit, c, i, seed) if kind == "tau" else simulate_us8k_clip(kit, c, i, seed)
         audio.append(y); rows.append({"label": c, "class_id": names.index(c), "index": i, **meta})
     ingredients = kit.provenance
     return Clips(audio, kit.sr, pd.DataFrame(rows), {"simulator": kind, "seed": seed, "ingredients": ingredients["name"],
                                                      "voices": ingredients["voices"], "renderer": ingredients["renderer"]})
 
-def _sim_loader(kind):
-    def load(root, n_per_class: int = 10, seed: int = 0, classes=None, start: int = 0, progress: bool = False, **_):
-        return simulate_scenes(kind, n_per_class, seed, classes, start, root, progress)
-    return load
+def load_sim_tau(root=None, n_per_class: int = 10, seed: int = 0, classes: Sequence[str] | None = None, start: int = 0,
+                 progress: bool = False) -> Clips:
+    "The loader of the source `sim-tau` (task 'urban_scenes'): `simulate_scenes('tau', ...)`, voices from `root`."
+    return simulate_scenes("tau", n_per_class, seed, classes, start, root, progress)
 
-register_source(Source("sim-tau", "urban_scenes", "simulator",
-                       "TAU2019-like simulator: 10 s scenes of 10 classes from FSDD voices, GM sounds and shaped noise, 16 kHz",
-                       _sim_loader("tau"), fix="always available (needs FSDD voices and a GM SoundFont for real ingredients)."))
-register_source(Source("sim-us8k", "urban_sounds", "simulator",
-                       "UrbanSound8K-like simulator: excerpts <= 4 s of 10 classes over an urban background, 16 kHz",
-                       _sim_loader("us8k"), fix="always available (needs FSDD voices and a GM SoundFont for real ingredients)."))
+def load_sim_us8k(root=None, n_per_class: int = 10, seed: int = 0, classes: Sequence[str] | None = None, start: int = 0,
+                  progress: bool = False) -> Clips:
+    "The loader of the source `sim-us8k` (task 'urban_sounds'): `simulate_scenes('us8k', ...)`, voices from `root`."
+    return simulate_scenes("us8k", n_per_class, seed, classes, start, root, progress)
 
 def recipe_table() -> "pandas.DataFrame":
     "The recipe of every class of both simulators, one row per class (layer: probability, level range in dB)."
@@ -677,6 +679,10 @@ def scene_logmel(audio: np.ndarray, cfg: SceneFeatures) -> tuple[np.ndarray, np.
     return L.astype(np.float32), mask
 
 # %% ../nbs/30_uvac_data.ipynb #b2f5cfd6
+def _min_per_class(fraction: float) -> int:
+    "The fewest clips of a class for which a stratified split gives `fraction` of them at least one clip."
+    return next(n for n in range(1, 10_000) if int(round(fraction * n)) >= 1) if fraction > 0 else 0
+
 def split_indices(labels, seed: int = 0, fractions=(0.8, 0.1, 0.1), groups=None, test_groups=None) -> dict:
     """Train/validation/test indices.
 
@@ -690,6 +696,8 @@ def split_indices(labels, seed: int = 0, fractions=(0.8, 0.1, 0.1), groups=None,
     Returns
     -------
     dict with int arrays 'train', 'val', 'test' (sorted, disjoint, covering range(n)).
+
+    Raises `DataError`, saying how many clips each class needs, when a split with a positive fraction would be empty.
     """
     labels = np.asarray(labels); n = len(labels)
     if not np.isclose(sum(fractions), 1) or min(fractions) < 0:
@@ -701,6 +709,9 @@ def split_indices(labels, seed: int = 0, fractions=(0.8, 0.1, 0.1), groups=None,
         unknown = sorted(set(test_groups) - set(groups.tolist()))
         if unknown: raise ConfigError(f"test_speakers {unknown} are not in the data.", f"choose from {sorted(set(groups.tolist()))}.")
         is_test = np.isin(groups, list(test_groups))
+        if is_test.all():
+            raise DataError(f"test_speakers {sorted(test_groups)} are every speaker of the data: nothing is left to train on.",
+                            "hold out fewer speakers (the data needs at least two speakers to hold one out).")
         out["test"] = list(np.flatnonzero(is_test)); pool = np.flatnonzero(~is_test)
         fr = (1 - fractions[1], fractions[1], 0.0)
     else:
@@ -709,62 +720,115 @@ def split_indices(labels, seed: int = 0, fractions=(0.8, 0.1, 0.1), groups=None,
         idx = rng.permutation(pool[labels[pool] == c])
         n_val, n_test = int(round(fr[1] * len(idx))), int(round(fr[2] * len(idx)))
         out["val"] += list(idx[:n_val]); out["test"] += list(idx[n_val:n_val + n_test]); out["train"] += list(idx[n_val + n_test:])
-    return {k: np.sort(np.asarray(v, dtype=int)) for k, v in out.items()}
+    out = {k: np.sort(np.asarray(v, dtype=int)) for k, v in out.items()}
+    wanted = {"train": fr[0], "val": fr[1], "test": fractions[2]}
+    empty = [k for k, f in wanted.items() if f > 0 and len(out[k]) == 0]
+    if empty:
+        counts = {str(c): int((labels[pool] == c).sum()) for c in np.unique(labels[pool])} if len(pool) else {}
+        need = max(_min_per_class(f) for f in (fr[1], fr[2]))
+        raise DataError(f"the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''} would be empty: {n} clips"
+                        f"{' (after the held-out speakers)' if test_groups else ''}, clips per class {counts or 'none'}.",
+                        f"a {'/'.join(f'{round(100 * f)}' for f in fr if f > 0)} split needs at least {need} clips of every class: "
+                        "add recordings (for spoken digits: more speakers or more takes per speaker and digit).")
+    return out
 
-def _cache_file(kind: str, key: dict) -> Path:
-    h = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+MIN_DIGIT_CLIPS = _min_per_class(0.1)   # 6: fewer clips of a digit leave its 10 % validation and test shares empty
+
+def check_digit_set(y, speaker, per_speaker_digit: int | None = None, source: str = "the spoken-digit source") -> None:
+    """Raise `DataError` unless every digit 0-9 has `MIN_DIGIT_CLIPS` clips, naming the speakers and files needed.
+
+    y : (n,) digits; speaker : (n,) speaker names; per_speaker_digit : takes kept per speaker and digit (None: all)."""
+    y = np.asarray(y, dtype=int); speakers = sorted(set(np.asarray(speaker).tolist()))
+    counts = np.bincount(y, minlength=10)[:10]
+    if counts.min() >= MIN_DIGIT_CLIPS: return
+    d = int(counts.argmin())
+    if per_speaker_digit:
+        k = int(per_speaker_digit); need = -(-MIN_DIGIT_CLIPS // k)
+        how = (f"use at least {need} speakers ({need * 10 * k} files, {k} take{'s' if k > 1 else ''} of every digit each), "
+               f"or keep more takes per speaker and digit (overrides={{'digits_per_speaker_digit': {-(-MIN_DIGIT_CLIPS // max(len(speakers), 1))}}})")
+    else:
+        how = (f"record at least {MIN_DIGIT_CLIPS} takes of every digit in all (e.g. {MIN_DIGIT_CLIPS} speakers with one take each, "
+               f"{MIN_DIGIT_CLIPS * 10} files)")
+    raise DataError(f"{source} has {len(y)} clips from {len(speakers)} speaker{'s' if len(speakers) != 1 else ''} {speakers}; "
+                    f"digit {d} has only {int(counts[d])} clip{'s' if counts[d] != 1 else ''}, and every digit needs at least "
+                    f"{MIN_DIGIT_CLIPS} for the 80/10/10 split.", how + ", or point PAPERLIB_DATA at the full FSDD (5 speakers, 2500 files).")
+
+def _portable(source: dict, root: Path, drop: Sequence[str] = ()) -> dict:
+    "The JSON-able entries of a provenance dict, with paths under the data root written relative to it (no machine paths)."
+    out = {}
+    for k, v in source.items():
+        if k in drop or not isinstance(v, (str, int, float, list, type(None))): continue
+        if isinstance(v, str) and Path(v).is_absolute():
+            try: v = str(Path(v).relative_to(root))
+            except ValueError: v = Path(v).name
+        out[k] = v
+    return out
+
+def _cache_file(kind: str, key: str) -> Path:
     d = cache_dir() / "uvac"; d.mkdir(parents=True, exist_ok=True)
-    return d / f"{kind}-{h}.npz"
+    return d / f"{kind}-{key}.npz"
 
-PREP_VERSION = 3   # bump when the preparation changes, so that old caches are not reused
+PREP_VERSION = 4   # bump when the preparation changes, so that old caches are not reused
 
 def prepare_digits(data_source: str = "auto", per_speaker_digit: int | None = None, cfg: DigitFeatures = DigitFeatures(),
                    root=None, refresh: bool = False) -> dict:
     """Spoken-digit spectrograms from `load_dataset('spoken_digits', data_source)`, cached.
 
+    The cache is keyed on the source's content (`Source.fingerprint` with modification times: its files' names,
+    sizes and times), never on its folder, so that an added or removed recording is a cache miss.
+
     Returns dict: X float32 (n, n_bins, n_frames) dB; mask None; y int (n,) digit; speaker str (n,); classes;
-    source (provenance dict); cfg."""
-    src = select_source("spoken_digits", data_source, root)
-    key = {"v": PREP_VERSION, "task": "digits", "source": src.name, "root": str(root or data_root()),
-           "per_speaker_digit": per_speaker_digit, "cfg": asdict(cfg)}
+    source (provenance dict with the content `fingerprint`); cfg; cache (file name); from_cache.
+    Raises `DataError` (via `check_digit_set`) when a digit has too few clips for the 80/10/10 split."""
+    root = Path(root) if root is not None else data_root()
+    src = resolve_source("spoken_digits", data_source, root)
+    key = cache_key(v=PREP_VERSION, task="digits", source=src.name, content=src.fingerprint(root, mtimes=True),
+                    per_speaker_digit=per_speaker_digit, cfg=asdict(cfg))
     f = _cache_file("digits", key)
     if f.exists() and not refresh:
-        z = np.load(f, allow_pickle=False)
-        return {"X": z["X"], "mask": None, "y": z["y"], "speaker": z["speaker"], "classes": list(range(10)),
-                "source": json.loads(str(z["source"])), "cfg": cfg}
-    kw = {}
-    if per_speaker_digit is not None and src.name in ("fsdd", "audiomnist"): kw["per_speaker_digit"] = per_speaker_digit
-    if src.name == "audiomnist": kw["sr"] = cfg.sr
-    clips = load_dataset("spoken_digits", src.name, root=root, **kw)
-    X = digit_spectrograms(clips, cfg)
-    y = clips.meta["digit"].to_numpy().astype(int); spk = np.asarray(clips.meta["speaker"].astype(str).tolist(), dtype=str)
-    source = {k: v for k, v in clips.source.items() if isinstance(v, (str, int, float, list, type(None)))}
-    np.savez(f, X=X, y=y, speaker=spk, source=json.dumps(source, default=str))
-    return {"X": X, "mask": None, "y": y, "speaker": spk, "classes": list(range(10)), "source": source, "cfg": cfg}
+        with np.load(f, allow_pickle=False) as z:
+            out = {"X": z["X"], "mask": None, "y": z["y"], "speaker": z["speaker"], "classes": list(range(10)),
+                   "source": json.loads(str(z["source"])), "cfg": cfg, "cache": f.name, "from_cache": True}
+        check_digit_set(out["y"], out["speaker"], per_speaker_digit if src.name in ("fsdd", "audiomnist") else None, src.name)
+    else:
+        kw = {}
+        if per_speaker_digit is not None and src.name in ("fsdd", "audiomnist"): kw["per_speaker_digit"] = per_speaker_digit
+        if src.name == "audiomnist": kw["sr"] = cfg.sr
+        clips = load_dataset("spoken_digits", src.name, root=root, **kw)
+        y = clips.meta["digit"].to_numpy().astype(int); spk = np.asarray(clips.meta["speaker"].astype(str).tolist(), dtype=str)
+        check_digit_set(y, spk, per_speaker_digit if src.name in ("fsdd", "audiomnist") else None, src.name)
+        X = digit_spectrograms(clips, cfg)
+        source = _portable(clips.source, root)
+        np.savez(f, X=X, y=y, speaker=spk, source=json.dumps(source, default=str))
+        out = {"X": X, "mask": None, "y": y, "speaker": spk, "classes": list(range(10)), "source": source, "cfg": cfg,
+               "cache": f.name, "from_cache": False}
+    return out
 
 def prepare_scenes(task: str, data_source: str = "auto", n_per_class: int | None = None, seed: int = 0, root=None,
                    refresh: bool = False, progress: bool = True) -> dict:
     """Log-mel spectrograms and activity masks of the urban scenes (`task` 'urban_scenes' or 'urban_sounds'), cached.
 
     A simulator source draws `n_per_class` clips per class (in chunks of one class); a real corpus loads
-    `n_per_class` per class (None: all). Returns dict: X float32 (n, 128, frames) dB, mask (n, frames), y int (n,),
-    classes (names), source, cfg."""
+    `n_per_class` per class (None: all). The cache is keyed on the source's content fingerprint (a simulator's:
+    its ingredients', the voices and the SoundFont), never on a folder. Returns dict: X float32 (n, 128, frames) dB,
+    mask (n, frames), y int (n,), classes (names), source, cfg, cache (file name), from_cache."""
     check_choice("task", task, ["urban_scenes", "urban_sounds"])
-    src = select_source(task, data_source, root)
+    root = Path(root) if root is not None else data_root()
+    src = resolve_source(task, data_source, root)
     classes = list(TAU_CLASSES if task == "urban_scenes" else US8K_CLASSES)
     cfg = SceneFeatures(seconds=TAU_SECONDS if task == "urban_scenes" else US8K_SECONDS)
-    key = {"v": PREP_VERSION, "task": task, "source": src.name, "root": str(root or data_root()), "n_per_class": n_per_class,
-           "seed": seed if src.kind == "simulator" else None, "cfg": asdict(cfg)}
+    key = cache_key(v=PREP_VERSION, task=task, source=src.name, content=src.fingerprint(root, mtimes=True), n_per_class=n_per_class,
+                    seed=seed if src.kind == "simulator" else None, cfg=asdict(cfg))
     f = _cache_file(task, key)
     if f.exists() and not refresh:
-        z = np.load(f, allow_pickle=False)
-        return {"X": z["X"].astype(np.float32), "mask": z["mask"], "y": z["y"], "classes": classes,
-                "source": json.loads(str(z["source"])), "cfg": cfg}
+        with np.load(f, allow_pickle=False) as z:
+            return {"X": z["X"].astype(np.float32), "mask": z["mask"], "y": z["y"], "classes": classes,
+                    "source": json.loads(str(z["source"])), "cfg": cfg, "cache": f.name, "from_cache": True}
     n_samples = int(round(cfg.seconds * cfg.sr))
     Xs, masks, ys, source = [], [], [], {}
     chunks = [[c] for c in classes] if src.kind == "simulator" else [None]
-    from tqdm.auto import tqdm
-    for chunk in tqdm(chunks, desc=f"prepare {src.name}", disable=not progress or len(chunks) == 1, leave=False):
+    from paperlib.core import progress_bar
+    for chunk in progress_bar(chunks, desc=f"prepare {src.name}", disable=not progress or len(chunks) == 1, leave=False):
         kw = ({"n_per_class": n_per_class or 10, "seed": seed, "classes": chunk} if src.kind == "simulator"
               else ({"per_class": n_per_class, "sr": cfg.sr}))
         clips = load_dataset(task, src.name, root=root, **kw)
@@ -774,11 +838,12 @@ def prepare_scenes(task: str, data_source: str = "auto", n_per_class: int | None
         if not set(lab) <= set(classes):
             raise DataError(f"{src.name} has labels {sorted(set(lab) - set(classes))} outside the paper's 10 classes.", "check the corpus.")
         Xs.append(L.astype(np.float16)); masks.append(m); ys.append(np.array([classes.index(v) for v in lab]))
-        source = {k: v for k, v in clips.source.items() if isinstance(v, (str, int, float, list, type(None))) and k != "n_clips"}
+        source = _portable(clips.source, root, drop=("n_clips",))
     X, mask, y = np.concatenate(Xs), np.concatenate(masks), np.concatenate(ys)
     source["n_clips"] = int(len(y))
     np.savez(f, X=X, mask=mask, y=y, source=json.dumps(source, default=str))
-    return {"X": X.astype(np.float32), "mask": mask, "y": y, "classes": classes, "source": source, "cfg": cfg}
+    return {"X": X.astype(np.float32), "mask": mask, "y": y, "classes": classes, "source": source, "cfg": cfg,
+            "cache": f.name, "from_cache": False}
 
 # %% ../nbs/30_uvac_data.ipynb #025df1fb
 @dataclass
@@ -1083,14 +1148,14 @@ def train_cat_uvac(X, cfg: UVACConfig, tc: TrainConfig, mask=None, val: tuple | 
     tau, lr, and with `val` the validation loss terms, val_acc, val_nmi, val_clusters_used.
     """
     import pandas as pd
-    from tqdm.auto import tqdm
+    from paperlib.core import progress_bar
     torch.manual_seed(tc.seed); gen = torch.Generator().manual_seed(tc.seed)
     device = torch.device(device)
     model = CatUVAC(cfg).to(device)
     Xt, Mt = _tensor(X, device), _tensor(mask, device)
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr_start)
     rows = []
-    for epoch in tqdm(range(tc.epochs), desc=desc, disable=not progress, leave=False):
+    for epoch in progress_bar(range(tc.epochs), desc=desc, disable=not progress, leave=False):
         tau, lr = anneal(epoch, tc.epochs, tc.tau_start, tc.tau_end), anneal(epoch, tc.epochs, tc.lr_start, tc.lr_end)
         for g in opt.param_groups: g["lr"] = lr
         model.train(); sums, count = {"loss": 0.0, "rec": 0.0, "kl_z": 0.0, "kl_y": 0.0}, 0
@@ -1144,14 +1209,14 @@ def train_uvac(X, cfg: UVACConfig, tc: TrainConfig, mask=None, val: tuple | None
     the VaDE bound for the remaining epochs (the schedules run over all `tc.epochs`). Returns model and history
     (loss, rec, kl, lr, phase, and the validation columns as in `train_cat_uvac`)."""
     import pandas as pd
-    from tqdm.auto import tqdm
+    from paperlib.core import progress_bar
     torch.manual_seed(tc.seed); gen = torch.Generator().manual_seed(tc.seed)
     device = torch.device(device)
     model = UVAC(cfg).to(device)
     Xt, Mt = _tensor(X, device), _tensor(mask, device)
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr_start)
     rows = []
-    for epoch in tqdm(range(tc.epochs), desc=desc, disable=not progress, leave=False):
+    for epoch in progress_bar(range(tc.epochs), desc=desc, disable=not progress, leave=False):
         pretrain = epoch < tc.pretrain_epochs
         if epoch == tc.pretrain_epochs and epoch > 0: _fit_mixture(model, X, device, tc.seed)
         lr = anneal(epoch, tc.epochs, tc.lr_start, tc.lr_end)
@@ -1219,16 +1284,27 @@ SETTINGS = {
 # one value, higher than the spoken digits'.
 LAMBDAS = {"digits": 0.25, "tau": 1.0, "us8k": 1.0}
 UVAC_LAMBDAS = {"digits": 0.05, "tau": 0.05, "us8k": 0.05}
-DATASETS = {"digits": ("spoken_digits", "FSDD"), "tau": ("urban_scenes", "TAU2019"), "us8k": ("urban_sounds", "UrbanSound8K")}
+DATASETS = {"digits": ("spoken_digits", "AudioMNIST"), "tau": ("urban_scenes", "TAU2019"), "us8k": ("urban_sounds", "UrbanSound8K")}
+"Each set of Table I: (task, the corpus the paper used). Rows name the source actually used (`dataset_label`)."
+CORPUS_NAMES = {"fsdd": "FSDD", "audiomnist": "AudioMNIST", "tau2019": "TAU2019", "urbansound8k": "UrbanSound8K"}
 
-def source_for(task: str, data_source: str) -> str:
-    "`data_source` if it names a source of `task`, else 'auto' (one notebook parameter serves three tasks)."
-    return data_source if data_source in SOURCES and SOURCES[data_source].task == task else "auto"
+def dataset_label(name: str, source) -> str:
+    """How a table row or caption names set `name` ('digits', 'tau', 'us8k') given the `source` (provenance dict or
+    source name) that produced it: a real corpus by its name ('FSDD'); a simulator or NumPy fallback by its source name
+    and what it stands in for ('sim-tau (TAU2019-like)', 'numpy-digits (NumPy stand-in)'). Never a corpus not used."""
+    check_choice("dataset", name, list(DATASETS))
+    s = source.get("name") if isinstance(source, dict) else str(source)
+    if s in CORPUS_NAMES: return CORPUS_NAMES[s]
+    kind = SOURCES[s].kind if s in SOURCES else None
+    return f"{s} ({DATASETS[name][1]}-like)" if kind == "simulator" else f"{s} (NumPy stand-in)" if kind == "fallback" else str(s)
 
-def prepare(name: str, S: dict, data_source: str = "auto", seed: int = 0, progress: bool = True) -> dict:
-    "The prepared (cached) set `name` in {'digits', 'tau', 'us8k'} at the sizes of profile settings `S`."
+def prepare(name: str, S: dict, data_source: str = "auto", seed: int = 0, progress: bool = True, root=None) -> dict:
+    """The prepared (cached) set `name` in {'digits', 'tau', 'us8k'} at the sizes of profile settings `S`.
+
+    `data_source` names a source of this set's task, or another task's (then this set uses `auto`; one notebook
+    parameter serves three tasks), or 'auto': see `paperlib.data.resolve_source`."""
     check_choice("dataset", name, list(DATASETS))
     task = DATASETS[name][0]
     if name == "digits":
-        return prepare_digits(source_for(task, data_source), S["digits_per_speaker_digit"])
-    return prepare_scenes(task, source_for(task, data_source), S[f"{name}_per_class"], seed=seed, progress=progress)
+        return prepare_digits(data_source, S["digits_per_speaker_digit"], root=root)
+    return prepare_scenes(task, data_source, S[f"{name}_per_class"], seed=seed, root=root, progress=progress)

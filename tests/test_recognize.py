@@ -1,7 +1,9 @@
 """Tests of paperlib.recognize (paper 004's data: the 13 sound objects) and paperlib.recognize_models (its models)."""
 import dataclasses
+import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -141,6 +143,110 @@ def test_bad_parameters():
         R.SoundConfig(onset_max_s=0.3).check()
     with pytest.raises(ConfigError):
         R.build_dataset(SF, None, per_class=10, data_source="no-such-source", progress=False)
+
+
+# ---------------------------------------------------------------- the NumPy fallback path (issue 8, item 1)
+def test_onsets_are_checked_in_samples_on_the_numpy_fallback():
+    "The renderer presses the key at round(onset_s * sr): the onset check compares samples, not rounded seconds."
+    ds = R.build_dataset(["numpy"], None, per_class=10, seed=0, data_source="numpy-sounds", use_cache=False, progress=False)
+    m, sr = ds.meta, R.SoundConfig().sr
+    assert (m.keydown_sample == (m.onset_s * sr).round().astype(int)).all()
+    assert (m.onset_detected_sample >= m.keydown_sample).all() and (m.onset_detected_sample < R.SoundConfig().n_samples).all()
+    # the NumPy synthesiser sounds at the key-down sample itself, which lies up to half a sample before onset_s:
+    # the old check in seconds (onset_detected_s >= onset_s - 1e-9) failed for these examples
+    assert (m.onset_detected_s < m.onset_s - 1e-9).any()
+
+
+@pytest.mark.notebooks
+def test_data_notebook_runs_on_the_numpy_fallback(tmp_path):
+    from paperlib.reproduce import run_notebook, study_notebooks
+    nb = next(p for p in study_notebooks() if p.stem == "50_recognize_data")
+    run_notebook(nb, dict(profile="smoke", seed=0, data_source="numpy-sounds", device="cpu",
+                          results_dir=str(tmp_path / "results")), tmp_path / "executed")
+    assert list((tmp_path / "results").glob("*/provenance.json"))
+
+
+# ---------------------------------------------------------------- presets silent for a class (item 6)
+class SilentPresetsRenderer:
+    """A test double of a SoundFont renderer: drum kits 0 (Standard), 55 (Metronome, silent for every drum key), 56
+    (a kit without key 59), and guitar programs 24-31, of which 31 is silent. Sounds start at the key-down sample."""
+    name = "fake-sf"
+
+    def __init__(self, sr=44100, silent_kits=(55,), silent_programs=(31,)):
+        self.sr, self.silent_kits, self.silent_programs = sr, set(silent_kits), set(silent_programs)
+
+    def drum_kits(self):
+        return {0: "Standard", 55: "Metronome", 56: "No Ride 2"}
+
+    def presets(self, bank=0):
+        return self.drum_kits() if bank == 128 else {p: f"program {p}" for p in range(128)}
+
+    def render(self, program, pitch, velocity=100, note_on=0.0, note_off=3.0, duration=4.0, drum=False, bank=0):
+        n, on = int(round(duration * self.sr)), int(round(note_on * self.sr))
+        out = np.zeros(n, np.float32)
+        silent = (program in self.silent_kits or (program == 56 and pitch == 59)) if drum else program in self.silent_programs
+        if not silent:
+            t = np.arange(n - on) / self.sr
+            out[on:] = (0.3 * velocity / 127 * np.sin(2 * np.pi * 110 * (1 + pitch % 12) * t) * np.exp(-t / 0.1)).astype(np.float32)
+        return out
+
+
+def test_presets_silent_for_a_class_are_skipped_and_listed():
+    r = SilentPresetsRenderer()
+    snare, ride, guitar = R.SOUND_OBJECTS[0], R.SOUND_OBJECTS[3], R.SOUND_OBJECTS[8]
+    assert R.class_presets(r, snare) == [(0, "Standard"), (56, "No Ride 2")]          # the Metronome cannot play it
+    assert R.class_presets(r, ride) == [(0, "Standard"), (56, "No Ride 2")]           # kit 56 keeps keys 51 and 53
+    assert R.playable_voicings(r, ride, 56) == (0, 2) and R.playable_voicings(r, ride, 0) == (0, 1, 2)
+    assert [p for p, _ in R.class_presets(r, guitar)] == list(range(24, 31))
+    log = pd.DataFrame(R.skipped_presets(r))
+    assert set(map(tuple, log[["class", "program", "action"]].values)) == {
+        ("Snare", 55, "skipped"), ("Ride", 55, "skipped"), ("Ride", 56, "key replaced"), ("E-string 3rd fret", 31, "skipped")}
+    assert log.reason.str.contains("silent for").all()
+    # rendering never draws a skipped preset or a silent key, and every hit starts inside its window
+    cfg = R.SoundConfig()
+    out = R.render_class({"fake-sf": r}, 3, 40, cfg, seed=1)
+    meta = pd.DataFrame(out["meta"])
+    assert 55 not in set(meta.program) and not ((meta.program == 56) & (meta.pitches == "59")).any()
+    assert set(meta.program) == {0, 56} and (meta.onset_detected_sample >= meta.keydown_sample).all()
+
+
+def test_a_class_no_preset_can_play_is_an_error():
+    r = SilentPresetsRenderer(silent_kits=(0, 55, 56))
+    with pytest.raises(DataError, match="none of the 3 drum kits"):
+        R.class_presets(r, R.SOUND_OBJECTS[0])
+
+
+def test_numpy_renderer_skips_nothing():
+    r = R._resolve_renderers(["numpy"], True, 44100)["numpy-synth"]
+    for obj in R.SOUND_OBJECTS:
+        assert len(R.class_presets(r, obj)) == (len(r.drum_kits()) if obj.instrument == "drums" else 8)
+    assert R.skipped_presets(r) == []
+
+
+# ---------------------------------------------------------------- caches keyed on content (item 4)
+def test_pool_cache_is_keyed_on_the_soundfont_content(tmp_path, monkeypatch):
+    cfg = R.SoundConfig()
+    a, b, a2 = tmp_path / "x" / "Lib.sf2", tmp_path / "y" / "Lib.sf2", tmp_path / "z" / "Lib.sf2"
+    for p, content in ((a, b"A" * 64), (b, b"B" * 64), (a2, b"A" * 64)):
+        p.parent.mkdir(); p.write_bytes(content)
+        os.utime(p, ns=(1_000_000_000, 1_000_000_000))                 # same name, size and time: only the content differs
+    key = lambda sf: R.pool_key([str(sf)], 10, cfg, 0, 0, False)
+    assert key(a) != key(b) and key(a) == key(a2)                      # content, not path
+    # a different renderer id misses the cache of a built pool
+    first = R.build_dataset(["numpy"], None, per_class=10, seed=2, data_source="numpy-sounds", progress=False)
+    again = R.build_dataset(["numpy"], None, per_class=10, seed=2, data_source="numpy-sounds", progress=False)
+    assert first.notes["cache"] is None and again.notes["cache"] and "/" not in again.notes["cache"]   # a file name, no path
+    monkeypatch.setattr(R, "soundfont_fingerprint", lambda sf: "numpy-synth-v2")
+    other = R.build_dataset(["numpy"], None, per_class=10, seed=2, data_source="numpy-sounds", progress=False)
+    assert other.notes["cache"] is None and other.source["fingerprint"] != again.source["fingerprint"]
+
+
+def test_loaders_are_module_functions():
+    from paperlib.data import SOURCES
+    assert SOURCES["gm-soundfonts"].loader == "paperlib.recognize:load_sound_objects"
+    assert SOURCES["numpy-sounds"].loader == "paperlib.recognize:load_sound_objects_numpy"
+    clips = R.load_sound_objects_numpy(per_class=1)
+    assert len(clips) == 13 and clips.source["soundfonts"] == ["numpy-synth"]
 
 
 # ---------------------------------------------------------------- models

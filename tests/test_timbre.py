@@ -200,3 +200,25 @@ def test_ridge_map_recovers_a_linear_map_and_pairs_match_pitch_and_velocity():
     meta = pd.DataFrame({"pitch": [60, 62, 60, 64, 62, 60], "velocity": [100, 100, 100, 50, 100, 25]})
     pairs = timbre.paired_notes(meta, np.array([0, 1, 3]), np.array([2, 4, 5]))
     assert sorted(map(tuple, pairs)) == [(0, 2), (1, 4)]
+
+
+# ---------------------------------------------------------------- caches keyed on content, loaders (issue 8)
+def test_note_cache_is_keyed_on_the_renderer_content(tmp_path, monkeypatch):
+    plan = timbre.plan_notes(1, seed=0, families=["reed"])
+    c1 = timbre.render_note_set(plan, "numpy", n_samples=4000, progress=False)
+    timbre.render_note_set(plan, "numpy", n_samples=4000, progress=False)                 # a hit: no new file
+    files = lambda: sorted((tmp_path / "cache" / "timbre").glob("notes-*.npz"))
+    assert len(files()) == 1
+    assert c1.source["fingerprint"] == data.soundfont_fingerprint("numpy") and "path" not in c1.source
+    monkeypatch.setattr(timbre, "soundfont_fingerprint", lambda sf: "another-renderer-id")  # e.g. an edited SoundFont
+    c2 = timbre.render_note_set(plan, "numpy", n_samples=4000, progress=False)
+    assert len(files()) == 2 and c2.source["fingerprint"] == "another-renderer-id"
+
+
+def test_numpy_source_loader_and_note_set_provenance():
+    assert data.SOURCES["numpy-nsynth"].loader == "paperlib.timbre:load_numpy_nsynth"
+    clips = timbre.load_numpy_nsynth(per_family=1, families=["guitar"], n_samples=4000)
+    assert set(clips.meta.soundfont) == {"numpy-synth"}
+    train, unseen = timbre.load_note_sets("numpy-nsynth", per_family=1, n_samples=4000)
+    assert train.source["name"] == "numpy-nsynth" and train.source["fingerprint"] and unseen == {}
+    assert timbre.note_set_name(train) == "numpy-nsynth" and not any("/" in str(v) for v in train.source.values())

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import uvac
-from paperlib.core import ConfigError
+from paperlib import data, uvac
+from paperlib.core import ConfigError, DataError
 from conftest import write_tone
 
 
@@ -217,3 +217,48 @@ def test_simulators_are_registered_sources(tiny_root):
     clips = data.load_dataset("urban_sounds", "sim-us8k", root=tiny_root, n_per_class=1, classes=["siren"])
     assert clips.source["name"] == "sim-us8k" and list(clips.labels) == ["siren"]
     assert len(uvac.recipe_table()) == 20 and set(uvac.LAYERS) >= {n for _, _, ls in uvac.TAU_RECIPES.values() for n, _, _ in ls}
+
+
+# ---------------------------------------------------------------- small or changed data (issue 8)
+def _fsdd(root, speakers, takes):
+    "A tiny FSDD in FSDD's layout: a tone per (digit, speaker, take), 0.3 s at 8 kHz."
+    for s, spk in enumerate(speakers):
+        for d in range(10):
+            for k in range(takes):
+                write_tone(root / "fsdd" / "recordings" / f"{d}_{spk}_{k}.wav", sr=8000, seconds=0.3, freq=200 + 40 * d + 7 * s + k)
+    return root
+
+
+def test_two_speakers_are_too_few_for_the_smoke_split(tmp_path):
+    root = _fsdd(tmp_path, ["ann", "bob"], 5)                                    # 100 files, 2 per speaker and digit kept
+    with pytest.raises(DataError, match=r"at least 3 speakers \(60 files"):
+        uvac.prepare("digits", uvac.SETTINGS["smoke"], "fsdd", root=root)
+    ok = uvac.prepare("digits", {**uvac.SETTINGS["smoke"], "digits_per_speaker_digit": 3}, "fsdd", root=root)
+    assert len(ok["y"]) == 60                                                    # the fix the message gives works
+    with pytest.raises(DataError, match="at least 6 clips of every class"):
+        uvac.split_indices(np.repeat(np.arange(10), 4), seed=0)
+    with pytest.raises(DataError, match="every speaker"):
+        uvac.split_indices(ok["y"], groups=ok["speaker"], test_groups=["ann", "bob"])
+
+
+def test_prepared_digits_follow_the_files_not_the_folder(tmp_path):
+    root = _fsdd(tmp_path, ["ann", "bob", "cid", "dan"], 2)
+    a = uvac.prepare_digits("fsdd", 2, root=root)
+    assert not a["from_cache"] and "/" not in a["cache"] and a["source"]["fingerprint"]
+    assert uvac.prepare_digits("fsdd", 2, root=root)["from_cache"]
+    for f in (root / "fsdd" / "recordings").glob("*_dan_*.wav"): f.unlink()       # a speaker removed from the folder
+    b = uvac.prepare_digits("fsdd", 2, root=root)
+    assert not b["from_cache"] and set(b["speaker"]) == {"ann", "bob", "cid"} and len(b["y"]) == 60
+    assert b["source"]["fingerprint"] != a["source"]["fingerprint"]
+    sim_before = data.SOURCES["sim-tau"].fingerprint(root, mtimes=True)           # the simulators' voices changed too
+    (root / "fsdd" / "recordings" / "0_ann_0.wav").unlink()
+    assert data.SOURCES["sim-tau"].fingerprint(root, mtimes=True) != sim_before
+
+
+def test_rows_name_the_source_that_was_used():
+    assert uvac.dataset_label("digits", {"name": "fsdd"}) == "FSDD"
+    assert uvac.dataset_label("digits", "numpy-digits") == "numpy-digits (NumPy stand-in)"
+    assert uvac.dataset_label("tau", {"name": "sim-tau"}) == "sim-tau (TAU2019-like)"
+    assert uvac.dataset_label("us8k", "urbansound8k") == "UrbanSound8K"
+    assert data.SOURCES["sim-tau"].loader == "paperlib.uvac:load_sim_tau" and data.SOURCES["sim-us8k"].loader == "paperlib.uvac:load_sim_us8k"
+    assert not hasattr(uvac, "source_for")
