@@ -157,15 +157,6 @@ def test_onsets_are_checked_in_samples_on_the_numpy_fallback():
     assert (m.onset_detected_s < m.onset_s - 1e-9).any()
 
 
-@pytest.mark.notebooks
-def test_data_notebook_runs_on_the_numpy_fallback(tmp_path):
-    from paperlib.reproduce import run_notebook, study_notebooks
-    nb = next(p for p in study_notebooks() if p.stem == "50_recognize_data")
-    run_notebook(nb, dict(profile="smoke", seed=0, data_source="numpy-sounds", device="cpu",
-                          results_dir=str(tmp_path / "results")), tmp_path / "executed")
-    assert list((tmp_path / "results").glob("*/provenance.json"))
-
-
 # ---------------------------------------------------------------- presets silent for a class (item 6)
 class SilentPresetsRenderer:
     """A test double of a SoundFont renderer: drum kits 0 (Standard), 55 (Metronome, silent for every drum key), 56
