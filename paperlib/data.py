@@ -26,13 +26,12 @@ from .core import (ConfigError, DataError, check_choice, check_positive, data_ro
                            is_strict)
 
 # %% auto #0
-__all__ = ['SILENCE_PEAK', 'SOURCE_KINDS', 'HIDDEN_KINDS', 'select_source', 'FSDD_SR', 'AUDIOMNIST_SR', 'NSYNTH_SR', 'SOURCES',
-           'SOUNDFONT_PATHS', 'DRUM_BANK', 'DRUM_CHANNEL', 'NUMPY_RENDERER_ID', 'say_once', 'resample_allowed',
-           'read_audio', 'Clips', 'files_fingerprint', 'Source', 'source_names', 'sources_for', 'auto_source',
-           'resolve_source', 'load_dataset', 'machine_sources', 'load_fsdd', 'load_audiomnist', 'load_nsynth',
-           'load_urbansound8k', 'load_tau2019', 'synth_digit', 'synth_digits', 'find_soundfonts',
-           'soundfont_fingerprint', 'SoundFontRenderer', 'NumpyRenderer', 'get_renderer', 'renderer_fingerprint',
-           'renderer_present']
+__all__ = ['SILENCE_PEAK', 'SOURCE_KINDS', 'HIDDEN_KINDS', 'FSDD_SR', 'AUDIOMNIST_SR', 'NSYNTH_SR', 'SOURCES', 'SOUNDFONT_PATHS',
+           'DRUM_BANK', 'DRUM_CHANNEL', 'NUMPY_RENDERER_ID', 'say_once', 'resample_allowed', 'read_audio', 'Clips',
+           'files_fingerprint', 'Source', 'source_names', 'sources_for', 'auto_source', 'resolve_source',
+           'load_dataset', 'machine_sources', 'load_fsdd', 'load_audiomnist', 'load_nsynth', 'load_urbansound8k',
+           'load_tau2019', 'synth_digit', 'synth_digits', 'find_soundfonts', 'soundfont_fingerprint',
+           'SoundFontRenderer', 'NumpyRenderer', 'get_renderer', 'renderer_fingerprint', 'renderer_present']
 
 # %% ../nbs/01_data.ipynb #aaedf03b
 SILENCE_PEAK = 1e-4   # a clip whose absolute peak is below this (about -80 dBFS) counts as silent
@@ -266,8 +265,6 @@ def resolve_source(task: str, data_source: str = "auto", root=None) -> Source:
         best = sources_for(task)[0]
         fallback(f"no real data for {task!r}; using the pure-NumPy stand-in {src.name!r}", best.fix or "see README.md, Data.")
     return src
-
-select_source = resolve_source   # the name the paper modules used before the source table; same rules
 
 def load_dataset(task: str, data_source: str = "auto", root=None, **kwargs) -> "Clips":
     """Resolve the source for `task` (see `resolve_source`) and load it with `kwargs`.

@@ -213,7 +213,7 @@ def test_simulators_are_balanced_and_deterministic(tiny_root, kind, classes, sec
 def test_simulators_are_registered_sources(tiny_root):
     from paperlib import data
     assert data.SOURCES["sim-tau"].task == "urban_scenes" and data.SOURCES["sim-us8k"].task == "urban_sounds"
-    assert data.select_source("urban_scenes", "auto", tiny_root).name == "sim-tau"      # no tau2019 folder here
+    assert data.resolve_source("urban_scenes", "auto", tiny_root).name == "sim-tau"      # no tau2019 folder here
     clips = data.load_dataset("urban_sounds", "sim-us8k", root=tiny_root, n_per_class=1, classes=["siren"])
     assert clips.source["name"] == "sim-us8k" and list(clips.labels) == ["siren"]
     assert len(uvac.recipe_table()) == 20 and set(uvac.LAYERS) >= {n for _, _, ls in uvac.TAU_RECIPES.values() for n, _, _ in ls}
