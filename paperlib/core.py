@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from importlib import metadata as _metadata
 from pathlib import Path
@@ -24,10 +25,14 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+# librosa imports pooch, which imports tqdm.auto: in a kernel without ipywidgets that warns "IProgress not found" into
+# every executed notebook. The study's bars are plain or off there (`progress_bar`), so the warning says nothing.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
 # %% auto #0
 __all__ = ['PROFILES', 'PROVENANCE_PACKAGES', 'SOURCE_PATHS', 'PaperlibError', 'ConfigError', 'DataError', 'check_choice',
-           'check_positive', 'Profile', 'get_profile', 'seed_everything', 'resolve_device', 'repo_root', 'cache_dir',
-           'data_root', 'is_strict', 'fallbacks_only', 'cache_key', 'fallback', 'fallbacks_used', 'progress_bar',
+           'check_positive', 'Profile', 'get_profile', 'seed_everything', 'rng', 'resolve_device', 'repo_root',
+           'cache_dir', 'data_root', 'is_strict', 'fallbacks_only', 'fallback', 'fallbacks_used', 'progress_bar',
            'package_versions', 'git_commit', 'results_root', 'local_root', 'is_reference_root', 'writes_reference',
            'source_identity', 'identity_differences', 'Run', 'start_run']
 
@@ -69,13 +74,17 @@ class Profile:
     purpose: str
     results_subdir: str | None
 
-    def pick(self, table: Mapping[str, Mapping[str, Any]]) -> dict:
-        "This profile's row of a `{profile name: settings}` table; every profile must have a row."
+    def pick(self, table: Mapping[str, Any]) -> Any:
+        """This profile's entry of a `{profile name: settings}` table; every profile must have an entry.
+
+        A paper's settings are one frozen dataclass with one instance per profile: that instance is returned as is
+        (a mapping entry is returned as a new dict)."""
         missing = [p for p in PROFILES if p not in table]
         if missing:
-            raise ConfigError(f"the settings table has no row for profile(s) {missing}.",
-                              f"give every profile ({list(PROFILES)}) a row.")
-        return dict(table[self.name])
+            raise ConfigError(f"the settings table has no entry for profile(s) {missing}.",
+                              f"give every profile ({list(PROFILES)}) an entry.")
+        entry = table[self.name]
+        return dict(entry) if isinstance(entry, Mapping) else entry
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", "test suite: seconds per notebook, tiny data", None),
@@ -105,6 +114,16 @@ def seed_everything(seed: int = 0, deterministic: bool = True) -> np.random.Gene
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
     return np.random.default_rng(seed)
+
+def rng(seed: int, stream: str, *more: int) -> np.random.Generator:
+    """A named random stream: `np.random.default_rng([seed, crc32(stream), *more])`.
+
+    One name per purpose ("split", "curve", ...), so that drawing more numbers for one purpose never shifts another's,
+    and a reader can see which draws a number rests on. `more` adds integers (e.g. a class index) to the seed sequence."""
+    check_positive("seed", seed, integer=True, allow_zero=True)
+    if not isinstance(stream, str) or not stream:
+        raise ConfigError(f"stream={stream!r} must be a non-empty name.", 'pass a name such as "split".')
+    return np.random.default_rng([int(seed), zlib.crc32(stream.encode()), *(int(m) for m in more)])
 
 def resolve_device(device: str = "auto"):
     "`auto` -> `cuda` when a GPU is present, else `cpu`; an explicit `cuda` without a GPU is a `ConfigError`."
@@ -161,14 +180,6 @@ def fallbacks_only() -> bool:
     hidden, so the study runs on its pure-NumPy fallbacks exactly as on a bare machine (CI's fallback step)."""
     return _env_flag("PAPERLIB_FALLBACKS_ONLY")
 
-def cache_key(*parts, **named) -> str:
-    """A short stable key (16 hex digits of a SHA-1) of JSON-able `parts` and `named` values, for cache file names.
-
-    Key a cache on the *content* it was built from (a source's `fingerprint`, array hashes, a code version),
-    never on a path: a path says where the data is, not what it is."""
-    blob = json.dumps([parts, named], sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
-
 # %% ../nbs/00_core.ipynb #b2797955
 _FALLBACKS: list[str] = []   # what this process fell back on, in order (one kernel runs one notebook)
 
@@ -196,8 +207,10 @@ def progress_bar(iterable=None, desc: str | None = None, disable: bool = False, 
     It is off when `disable` is true *or* when `TQDM_DISABLE` is set in the environment: the reproduction sets it
     for the notebooks' kernels, so that executed notebooks carry no progress-bar frames (tqdm itself lets an
     explicit `disable=False` override the environment)."""
-    from tqdm.auto import tqdm
-    return tqdm(iterable, desc=desc, disable=bool(disable) or _env_flag("TQDM_DISABLE"), **kwargs)
+    off = bool(disable) or _env_flag("TQDM_DISABLE")
+    if off: from tqdm import tqdm          # the plain bar: importing tqdm.auto in a kernel without ipywidgets warns
+    else: from tqdm.auto import tqdm
+    return tqdm(iterable, desc=desc, disable=off, **kwargs)
 
 # %% ../nbs/00_core.ipynb #a9920ac4
 PROVENANCE_PACKAGES = ("numpy", "scipy", "torch", "scikit-learn", "librosa", "soundfile", "umap-learn",

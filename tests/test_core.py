@@ -14,7 +14,7 @@ def test_profiles_are_data_and_pick_validates():
     assert set(core.PROFILES) == {"smoke", "quick", "full"}
     table = {"smoke": {"n": 1}, "quick": {"n": 2}, "full": {"n": 3}}
     assert core.get_profile("full").pick(table) == {"n": 3}
-    with pytest.raises(ConfigError, match="no row for profile"):
+    with pytest.raises(ConfigError, match="no entry for profile"):
         core.get_profile("quick").pick({"quick": {"n": 2}})
     with pytest.raises(ConfigError, match="not one of"):
         core.get_profile("quik")
@@ -132,10 +132,26 @@ def test_data_root_that_does_not_exist_is_an_error(monkeypatch, tmp_path):
     assert core.data_root() == tmp_path.resolve()
 
 
-def test_cache_key_is_stable_and_sensitive():
-    assert core.cache_key("a", n=1) == core.cache_key("a", n=1)
-    assert len({core.cache_key("a", n=1), core.cache_key("a", n=2), core.cache_key("b", n=1)}) == 3
+def test_named_rng_streams_are_reproducible_and_independent():
+    assert core.rng(0, "split").random() == core.rng(0, "split").random()
+    assert core.rng(0, "split").random() != core.rng(0, "curve").random()
+    assert core.rng(0, "split", 1).random() != core.rng(0, "split", 2).random() != core.rng(1, "split", 2).random()
+    with pytest.raises(core.ConfigError, match="stream"):
+        core.rng(0, "")
 
+
+def test_pick_returns_a_settings_instance_or_a_row():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class S:
+        epochs: int
+
+    table = {"smoke": S(1), "quick": S(5), "full": S(500)}
+    assert core.get_profile("quick").pick(table) is table["quick"]
+    assert core.get_profile("full").pick({p: dict(n=i) for i, p in enumerate(core.PROFILES)}) == {"n": 2}
+    with pytest.raises(core.ConfigError, match="no entry for profile"):
+        core.get_profile("quick").pick({"quick": S(5)})
 
 def test_fallbacks_are_recorded_once_and_fail_under_strict(monkeypatch, capsys):
     monkeypatch.setattr(core, "_FALLBACKS", [])

@@ -1,0 +1,167 @@
+"""paperlib.train: the one loop (fit), its schedules and history, batched inference, threads and split."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from paperlib import train
+from paperlib.core import ConfigError, DataError
+from paperlib.train import TrainConfig, batched, fit, predict_classes, split
+
+
+def blobs(n=120, seed=0):
+    r = np.random.default_rng(seed)
+    X = np.concatenate([r.normal(-1, 1, (n // 2, 4)), r.normal(1, 1, (n // 2, 4))]).astype(np.float32)
+    return X, np.repeat([0, 1], n // 2)
+
+
+def ce_step(model, batch, epoch):
+    return {"loss": F.cross_entropy(model(batch["x"]), batch["y"])}
+
+
+def linear(seed=0):
+    torch.manual_seed(seed)
+    return nn.Linear(4, 2)
+
+
+def test_fit_lowers_the_loss_and_returns_a_dict_of_lists():
+    X, y = blobs()
+    h = fit(linear(), ce_step, {"x": X, "y": y}, TrainConfig(epochs=6, batch_size=16, lr=0.05))
+    assert set(h) == {"epoch", "lr", "loss", "seconds"} and h["epoch"] == list(range(1, 7))
+    assert h["loss"][-1] < 0.7 * h["loss"][0]
+
+
+def test_same_seed_same_weights_and_another_batch_order_differs():
+    X, y = blobs()
+    ws = []
+    for seed in (0, 0, 1):
+        m = linear()
+        fit(m, ce_step, {"x": X, "y": y}, TrainConfig(epochs=2, batch_size=16, seed=seed))
+        ws.append(m.weight.detach().clone())
+    assert torch.equal(ws[0], ws[1]) and not torch.equal(ws[0], ws[2])
+
+
+def test_fit_equals_the_hand_written_loop():
+    "fit is exactly: one randperm per epoch, Adam, zero_grad, backward, clip, step (what the papers' loops did)."
+    X, y = blobs(100)
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.01, grad_clip=1.0, min_batch=2, seed=3)
+    m = linear(); fit(m, ce_step, {"x": X, "y": y}, cfg)
+    ref = linear(); opt = torch.optim.Adam(ref.parameters(), lr=0.01); gen = torch.Generator().manual_seed(3)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    for _ in range(3):
+        perm = torch.randperm(100, generator=gen)
+        for i in range(0, 100, 16):
+            idx = perm[i:i + 16]
+            if len(idx) < 2: continue
+            loss = F.cross_entropy(ref(Xt[idx]), yt[idx])
+            opt.zero_grad(); loss.backward(); nn.utils.clip_grad_norm_(ref.parameters(), 1.0); opt.step()
+    assert torch.equal(m.weight, ref.weight) and torch.equal(m.bias, ref.bias)
+
+
+def test_steps_with_drop_last_cross_epochs_and_rows_every_k_steps():
+    X, y = blobs(50)
+    seen = []
+
+    def step(model, batch, epoch):
+        seen.append((epoch, len(batch["y"])))
+        return ce_step(model, batch, epoch)
+
+    h = fit(linear(), step, {"x": X, "y": y}, TrainConfig(steps=7, batch_size=16, drop_last=True, eval_every=3),
+            validate=lambda m, row: {"val": row["step"] * 10})
+    assert len(seen) == 7 and all(b == 16 for _, b in seen) and [e for e, _ in seen] == [0, 0, 0, 1, 1, 1, 2]
+    assert h["step"] == [3, 6, 7] and h["val"] == [30, 60, 70]
+
+
+def test_cosine_schedule_matches_torch_lambdalr():
+    X, y = blobs(64)
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.01, schedule="cosine")
+    lrs = []
+    fit(linear(), lambda m, b, e: lrs.append(None) or ce_step(m, b, e), {"x": X, "y": y}, cfg,
+        validate=None)
+    total = 3 * 4
+    m = linear(); opt = torch.optim.Adam(m.parameters(), lr=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, total) / total)))
+    expected = []
+    for _ in range(total):
+        expected.append(opt.param_groups[0]["lr"]); opt.step(); sched.step()
+    got = [train._cosine_lr(0.01, s, total) for s in range(total)]
+    assert got == expected and len(lrs) == total
+
+
+def test_exponential_schedule_per_epoch_and_validate_can_stop_early():
+    X, y = blobs(64)
+    cfg = TrainConfig(epochs=5, batch_size=32, lr=1e-2, lr_end=1e-4, schedule="exponential")
+    h = fit(linear(), ce_step, {"x": X, "y": y}, cfg)
+    assert h["lr"] == pytest.approx([1e-2 * (1e-2) ** (e / 4) for e in range(5)])
+    h2 = fit(linear(), ce_step, {"x": X, "y": y}, cfg, validate=lambda m, row: {"stop": row["epoch"] == 2, "seen": row["loss"]})
+    assert h2["epoch"] == [1, 2] and "stop" not in h2 and h2["seen"] == h2["loss"]
+
+
+def test_validate_runs_in_eval_mode_and_the_model_ends_in_eval_mode():
+    X, y = blobs(32)
+    modes = []
+    m = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Linear(4, 2))
+    fit(m, ce_step, {"x": X, "y": y}, TrainConfig(epochs=2, batch_size=16), validate=lambda mm, r: modes.append(mm.training) or {})
+    assert modes == [False, False] and not m.training
+
+
+def test_bad_inputs_are_clear_errors():
+    X, y = blobs(10)
+    with pytest.raises(ConfigError, match="one length"):
+        fit(linear(), ce_step, {"x": X, "y": y[:5]}, TrainConfig())
+    with pytest.raises(DataError, match="no batch"):
+        fit(linear(), ce_step, {"x": X, "y": y}, TrainConfig(batch_size=16, drop_last=True))
+    for bad in (dict(epochs=0), dict(batch_size=0), dict(schedule="linear"), dict(schedule="exponential"), dict(lr=-1)):
+        with pytest.raises(ConfigError):
+            TrainConfig(**bad)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64, 1000])
+def test_batched_equals_unbatched_for_tensors_tuples_and_dicts(batch_size):
+    X, _ = blobs(50)
+    m = linear().eval()
+    full = m(torch.as_tensor(X)).detach().numpy()
+    np.testing.assert_allclose(batched(m, X, batch_size=batch_size), full, rtol=1e-6, atol=1e-7)
+    out = batched(lambda x: {"logits": m(x), "cls": m(x).argmax(1)}, X, batch_size=batch_size)
+    assert np.array_equal(out["cls"], full.argmax(1))
+    a, b = batched(lambda x, y: (x.sum(1), y * 2), X, np.arange(50), batch_size=batch_size)
+    assert a.shape == (50,) and b.dtype == np.int64 and np.array_equal(b, np.arange(50) * 2)
+    assert np.array_equal(predict_classes(m, X, batch_size=batch_size), full.argmax(1))
+
+
+def test_threads_are_restored():
+    old = torch.get_num_threads()
+    with train.threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == old
+
+
+def test_split_is_stratified_reproducible_and_named_by_stream():
+    y = np.repeat(np.arange(4), 20)
+    s = split(y, (0.7, 0.2, 0.1), seed=0)
+    assert s.dtype.kind == "U" and set(s) == {"train", "val", "test"}
+    for c in range(4):
+        assert ((s[y == c] == "val").sum(), (s[y == c] == "test").sum()) == (4, 2)
+    assert np.array_equal(s, split(y, (0.7, 0.2, 0.1), seed=0))
+    assert not np.array_equal(s, split(y, (0.7, 0.2, 0.1), seed=0, stream="other"))
+    assert not np.array_equal(s, split(y, (0.7, 0.2, 0.1), seed=1))
+
+
+def test_split_holds_out_whole_groups():
+    y = np.repeat(np.arange(3), 12); g = np.tile(np.arange(4), 9)
+    s = split(y, (0.8, 0.1, 0.1), groups=g, test_groups=[2])
+    assert (s[g == 2] == "test").all() and not (s[g != 2] == "test").any() and (s == "val").any()
+    with pytest.raises(ConfigError, match="not in the data"):
+        split(y, groups=g, test_groups=[9])
+    with pytest.raises(DataError, match="nothing is left"):
+        split(y, groups=g, test_groups=[0, 1, 2, 3])
+
+
+def test_split_says_how_many_examples_a_class_needs():
+    with pytest.raises(DataError, match="at least 6 examples"):
+        split(np.repeat([0, 1], 3), (0.8, 0.1, 0.1))
+    with pytest.raises(ConfigError, match="summing to 1"):
+        split(np.zeros(10), (0.5, 0.1, 0.1))
