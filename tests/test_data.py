@@ -10,9 +10,6 @@ from paperlib import core, data
 from paperlib.core import ConfigError, DataError
 from conftest import write_tone
 
-needs_fluidsynth = pytest.mark.skipif(not data.renderer_present(), reason="FluidSynth or the GM SoundFonts are not installed")
-
-
 # ---------------------------------------------------------------- read_audio
 def test_read_audio_reads_and_validates(tmp_path):
     y, sr = data.read_audio(write_tone(tmp_path / "a.wav"), sr=8000)
@@ -185,25 +182,6 @@ def test_machine_sources_names_every_task(tmp_path, monkeypatch):
     assert data.machine_sources(tmp_path)["spoken_digits"]["source"] == "fsdd"
 
 
-def test_soundfont_fingerprint_is_a_content_hash(tmp_path):
-    f1, f2 = tmp_path / "x.sf2", tmp_path / "sub" / "x.sf2"
-    f1.write_bytes(b"RIFF" + bytes(100)); f2.parent.mkdir(); f2.write_bytes(b"RIFF" + bytes(100))
-    assert data.soundfont_fingerprint(f1) == data.soundfont_fingerprint(f2) != data.soundfont_fingerprint("numpy")
-    f2.write_bytes(b"RIFF" + bytes(101))
-    assert data.soundfont_fingerprint(f1) != data.soundfont_fingerprint(f2)
-    with pytest.raises(DataError, match="does not exist"):
-        data.soundfont_fingerprint(tmp_path / "missing.sf2")
-
-
-def test_fallbacks_only_hides_the_soundfonts(monkeypatch):
-    monkeypatch.setenv("PAPERLIB_FALLBACKS_ONLY", "1")
-    assert data.find_soundfonts() == {} and not data.renderer_present()
-    with pytest.warns(UserWarning, match="FALLBACK"):
-        r = data.get_renderer("auto", sr=8000)
-    assert isinstance(r, data.NumpyRenderer) and data.renderer_fingerprint() == data.NUMPY_RENDERER_ID
-    r.reset()                                                             # the same API as SoundFontRenderer
-
-
 def test_stereo_downmix_is_said_once_and_resampling_has_a_command_line_switch(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(data, "_SAID", set())
     for k in range(3): write_tone(tmp_path / f"st{k}.wav", channels=2)
@@ -230,61 +208,3 @@ def test_clips_to_array_and_subset(tmp_path):
     assert centred[0, 5:15].sum() == 10 and centred[0, :5].sum() == 0
     sub = clips.subset(clips.labels == 2)
     assert len(sub) == 4 and set(sub.labels) == {2}
-
-
-def test_numpy_digits_fallback_is_deterministic_and_labelled():
-    a = data.synth_digits(n_speakers=2, takes=1, seed=3)
-    b = data.synth_digits(n_speakers=2, takes=1, seed=3)
-    assert len(a) == 20 and sorted(set(a.labels)) == list(range(10))
-    assert all(np.array_equal(x, y) for x, y in zip(a.audio, b.audio))
-    assert all(0.25 < len(x) / a.sr < 1.0 and np.abs(x).max() > 0.1 for x in a.audio)
-
-
-# ---------------------------------------------------------------- renderers
-@pytest.mark.parametrize("make", [lambda: data.NumpyRenderer(16000),
-                                  pytest.param(lambda: data.SoundFontRenderer("FluidR3_GM", 16000), marks=needs_fluidsynth)])
-def test_renderer_contract(make):
-    r = make()
-    y = r.render(24, 52, 100, note_on=0.1, note_off=0.5, duration=1.0)
-    assert y.dtype == np.float32 and y.shape == (16000,)
-    onset = int(np.argmax(np.abs(y) > 1e-6))
-    assert np.all(y[:1600] == 0) and 1600 <= onset < 1600 + 160      # the note starts at note_on, not before
-    again = make().render(24, 52, 100, note_on=0.1, note_off=0.5, duration=1.0)
-    assert np.array_equal(y, again)                                   # same render sequence -> bit-identical
-    quiet, loud = (np.abs(r.render(24, 52, v, 0.0, 0.5, 1.0)).max() for v in (25, 127))
-    assert loud > quiet > 0
-    drum = r.render(0, 38, 100, note_on=0.05, note_off=0.1, duration=0.25, drum=True)
-    assert drum.shape == (4000,) and np.abs(drum).max() > 0.01 and np.all(drum[:800] == 0)
-    for bad in [dict(pitch=128), dict(velocity=0), dict(note_on=0.6, note_off=0.5), dict(note_on=2.0, note_off=3.0)]:
-        kw = dict(program=24, pitch=52, velocity=100, note_on=0.0, note_off=0.5, duration=1.0) | bad
-        with pytest.raises(ConfigError):
-            r.render(**kw)
-
-
-@needs_fluidsynth
-def test_soundfont_notes_are_independent():
-    r = data.SoundFontRenderer("FluidR3_GM", 16000)
-    ref = r.render(0, 60, 80, 0.2, 0.6, 1.0)
-    r.render(48, 40, 127, 0.0, 2.0, 2.0)            # a loud sustained string note that would ring on
-    after = r.render(0, 60, 80, 0.2, 0.6, 1.0)
-    assert np.all(after[:3200] == 0)                                  # nothing of the string note leaks in
-    assert np.array_equal(after[3264:], ref[3264:])                   # only the onset block's filter ramp may differ
-    assert np.sum((after - ref) ** 2) < 1e-3 * np.sum(ref ** 2)
-    assert len(r.drum_kits()) >= 1 and 24 in r.presets(0)
-    with pytest.raises(ConfigError, match="no preset"):
-        r.render(126, 38, 100, 0.0, 0.1, 0.25, drum=True) if 126 not in r.drum_kits() else r.render(0, 60, 100, 0, 0.1, 0.2, bank=77)
-
-
-def test_missing_soundfont_is_a_clear_error(tmp_path):
-    with pytest.raises(DataError, match="does not exist"):
-        data.SoundFontRenderer(tmp_path / "nope.sf2")
-
-
-def test_get_renderer_falls_back_only_when_allowed(monkeypatch):
-    monkeypatch.setattr(data, "find_soundfonts", lambda: {})
-    with pytest.warns(UserWarning, match="FALLBACK"):
-        assert isinstance(data.get_renderer("auto", 16000), data.NumpyRenderer)
-    monkeypatch.setenv("PAPERLIB_STRICT", "1")
-    with pytest.raises(DataError):
-        data.get_renderer("auto", 16000)
-    assert isinstance(data.get_renderer("numpy", 16000), data.NumpyRenderer)

@@ -1,0 +1,131 @@
+"""paperlib.synth: the formant digit synthesiser, the note renderers, and the scene blocks, kit and layers."""
+import numpy as np
+import pytest
+
+from paperlib import synth
+from paperlib.core import ConfigError, DataError
+from conftest import write_tone
+
+needs_fluidsynth = pytest.mark.skipif(not synth.renderer_present(), reason="FluidSynth or the GM SoundFonts are not installed")
+
+
+# ---------------------------------------------------------------- fingerprints and the formant digits
+def test_soundfont_fingerprint_is_a_content_hash(tmp_path):
+    f1, f2 = tmp_path / "x.sf2", tmp_path / "sub" / "x.sf2"
+    f1.write_bytes(b"RIFF" + bytes(100)); f2.parent.mkdir(); f2.write_bytes(b"RIFF" + bytes(100))
+    assert synth.soundfont_fingerprint(f1) == synth.soundfont_fingerprint(f2) != synth.soundfont_fingerprint("numpy")
+    f2.write_bytes(b"RIFF" + bytes(101))
+    assert synth.soundfont_fingerprint(f1) != synth.soundfont_fingerprint(f2)
+    with pytest.raises(DataError, match="does not exist"):
+        synth.soundfont_fingerprint(tmp_path / "missing.sf2")
+
+
+def test_fallbacks_only_hides_the_soundfonts(monkeypatch):
+    monkeypatch.setenv("PAPERLIB_FALLBACKS_ONLY", "1")
+    assert synth.find_soundfonts() == {} and not synth.renderer_present()
+    with pytest.warns(UserWarning, match="FALLBACK"):
+        r = synth.get_renderer("auto", sr=8000)
+    assert isinstance(r, synth.NumpyRenderer) and synth.renderer_fingerprint() == synth.NUMPY_RENDERER_ID
+    r.reset()                                                             # the same API as SoundFontRenderer
+
+
+def test_numpy_digits_fallback_is_deterministic_and_labelled():
+    a = synth.synth_digits(n_speakers=2, takes=1, seed=3)
+    b = synth.synth_digits(n_speakers=2, takes=1, seed=3)
+    assert len(a) == 20 and sorted(set(a.labels)) == list(range(10))
+    assert all(np.array_equal(x, y) for x, y in zip(a.audio, b.audio))
+    assert all(0.25 < len(x) / a.sr < 1.0 and np.abs(x).max() > 0.1 for x in a.audio)
+
+
+# ---------------------------------------------------------------- renderers
+@pytest.mark.parametrize("make", [lambda: synth.NumpyRenderer(16000),
+                                  pytest.param(lambda: synth.SoundFontRenderer("FluidR3_GM", 16000), marks=needs_fluidsynth)])
+def test_renderer_contract(make):
+    r = make()
+    y = r.render(24, 52, 100, note_on=0.1, note_off=0.5, duration=1.0)
+    assert y.dtype == np.float32 and y.shape == (16000,)
+    onset = int(np.argmax(np.abs(y) > 1e-6))
+    assert np.all(y[:1600] == 0) and 1600 <= onset < 1600 + 160      # the note starts at note_on, not before
+    again = make().render(24, 52, 100, note_on=0.1, note_off=0.5, duration=1.0)
+    assert np.array_equal(y, again)                                   # same render sequence -> bit-identical
+    quiet, loud = (np.abs(r.render(24, 52, v, 0.0, 0.5, 1.0)).max() for v in (25, 127))
+    assert loud > quiet > 0
+    drum = r.render(0, 38, 100, note_on=0.05, note_off=0.1, duration=0.25, drum=True)
+    assert drum.shape == (4000,) and np.abs(drum).max() > 0.01 and np.all(drum[:800] == 0)
+    for bad in [dict(pitch=128), dict(velocity=0), dict(note_on=0.6, note_off=0.5), dict(note_on=2.0, note_off=3.0)]:
+        kw = dict(program=24, pitch=52, velocity=100, note_on=0.0, note_off=0.5, duration=1.0) | bad
+        with pytest.raises(ConfigError):
+            r.render(**kw)
+
+
+@needs_fluidsynth
+def test_soundfont_notes_are_independent():
+    r = synth.SoundFontRenderer("FluidR3_GM", 16000)
+    ref = r.render(0, 60, 80, 0.2, 0.6, 1.0)
+    r.render(48, 40, 127, 0.0, 2.0, 2.0)            # a loud sustained string note that would ring on
+    after = r.render(0, 60, 80, 0.2, 0.6, 1.0)
+    assert np.all(after[:3200] == 0)                                  # nothing of the string note leaks in
+    assert np.array_equal(after[3264:], ref[3264:])                   # only the onset block's filter ramp may differ
+    assert np.sum((after - ref) ** 2) < 1e-3 * np.sum(ref ** 2)
+    assert len(r.drum_kits()) >= 1 and 24 in r.presets(0)
+    with pytest.raises(ConfigError, match="no preset"):
+        r.render(126, 38, 100, 0.0, 0.1, 0.25, drum=True) if 126 not in r.drum_kits() else r.render(0, 60, 100, 0, 0.1, 0.2, bank=77)
+
+
+def test_missing_soundfont_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        synth.SoundFontRenderer(tmp_path / "nope.sf2")
+
+
+def test_get_renderer_falls_back_only_when_allowed(monkeypatch):
+    monkeypatch.setattr(synth, "find_soundfonts", lambda: {})
+    with pytest.warns(UserWarning, match="FALLBACK"):
+        assert isinstance(synth.get_renderer("auto", 16000), synth.NumpyRenderer)
+    monkeypatch.setenv("PAPERLIB_STRICT", "1")
+    with pytest.raises(DataError):
+        synth.get_renderer("auto", 16000)
+    assert isinstance(synth.get_renderer("numpy", 16000), synth.NumpyRenderer)
+
+
+# ---------------------------------------------------------------- scene blocks, kit and layers
+def test_blocks_have_their_documented_shapes_and_levels():
+    rng = np.random.default_rng(0)
+    x = synth.shaped_noise(rng, 16000, lo=100, hi=2000, tilt=-3)
+    assert x.shape == (16000,) and np.sqrt(np.mean(x ** 2)) == pytest.approx(1.0, rel=1e-6)
+    X = np.abs(np.fft.rfft(x)) ** 2; f = np.fft.rfftfreq(16000, 1 / 16000)
+    assert X[(f > 300) & (f < 1500)].mean() > 100 * X[f > 6000].mean()          # the band is where the energy is
+    env = synth.slow_envelope(rng, 8000, depth=0.5)
+    assert env.shape == (8000,) and env.min() >= 0.5 - 1e-12 and env.max() <= 1 + 1e-12
+    tone = synth.harmonic_tone(rng, 440.0, 16000, n_harm=3)
+    spec = np.abs(np.fft.rfft(tone)); assert abs(f[np.argmax(spec)] - 440) < 2
+    out = np.zeros(10); synth.place(out, np.ones(4), 8, 2.0); synth.place(out, np.ones(4), -2)
+    assert out.tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 2, 2]
+    on = synth.poisson_onsets(np.random.default_rng(1), 10.0, 2.0, lead=1.0)
+    assert np.all(np.diff(on) >= 0) and on.min() >= -1.0 and on.max() < 10.0
+    dry = synth.shaped_noise(rng, 8000)
+    assert np.array_equal(synth.room(dry, rng, 0.5, 0.0), dry) and synth.room(dry, rng, 0.5, 0.5).shape == dry.shape
+
+
+def test_scene_kit_keeps_its_caches_to_itself(tmp_path, monkeypatch):
+    for d in range(2):
+        write_tone(tmp_path / "fsdd" / "recordings" / f"{d}_ann_0.wav", sr=8000, seconds=0.3, freq=200 + 50 * d)
+    a, b = synth.SceneKit(tmp_path, renderer=synth.NumpyRenderer(16000)), synth.SceneKit(tmp_path, renderer=synth.NumpyRenderer(16000))
+    assert len(a.voices) == 2 and a.voices is not b.voices                     # instance state, not class state
+    assert a.voices is a.voices and a.renderer is not b.renderer
+    assert "_voice_cache" not in vars(synth.SceneKit) and "_renderer" not in vars(synth.SceneKit)
+    assert a.provenance["voices"] == "fsdd" and len(a.provenance["fingerprint"]) == 16
+    v = a.voice(np.random.default_rng(0), pitch=1.5)
+    assert len(v) == int(len(a.voices[0]) / 1.5) or len(v) == int(len(a.voices[1]) / 1.5)
+    n1 = a.note(24, 52, 0.5); n2 = b.note(24, 52, 0.5)
+    assert n1.shape == (8000,) and np.array_equal(n1, n2)                      # a note depends on its arguments only
+    with pytest.raises(ConfigError):
+        synth.SceneKit(tmp_path, sr=8000)
+
+
+def test_every_layer_makes_a_finite_signal_of_its_length(tmp_path):
+    write_tone(tmp_path / "fsdd" / "recordings" / "0_ann_0.wav", sr=8000, seconds=0.3)
+    kit = synth.SceneKit(tmp_path, renderer=synth.NumpyRenderer(16000))
+    for name, layer in synth.LAYERS.items():
+        y = layer(kit, np.random.default_rng(0), 8000)
+        assert y.shape == (8000,) and np.isfinite(y).all(), name
+        assert layer.__doc__, f"layer {name} has no recipe docstring"
