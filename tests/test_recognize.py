@@ -1,4 +1,5 @@
-"""Tests of paperlib.recognize (paper 004's data: the 13 sound objects) and paperlib.recognize_models (its models)."""
+"""Tests of paperlib.recognize.data (paper 004's data: the 13 sound objects, the settings) and paperlib.recognize.model
+(its three models, their loss and training)."""
 import dataclasses
 import os
 
@@ -8,9 +9,11 @@ import pytest
 import torch
 
 from paperlib.core import ConfigError, DataError
-from paperlib.data import SOURCES, renderer_present
-import paperlib.recognize as R
-import paperlib.recognize_models as M
+from paperlib.data import SOURCES
+from paperlib.synth import renderer_present
+from paperlib.train import TrainConfig
+import paperlib.recognize.data as R
+import paperlib.recognize.model as M
 
 HAVE_SF = renderer_present("FluidR3_GM") and renderer_present("TimGM6mb")
 needs_sf = pytest.mark.skipif(not HAVE_SF, reason="FluidSynth and the Debian GM SoundFonts are not installed")
@@ -39,15 +42,15 @@ def test_class_balance_and_shapes(small):
     assert len(R.CLASS_NAMES) == 13 and len(set(R.CLASS_NAMES)) == 13
 
 
-def test_split_disjoint_and_stratified():
+def test_split_is_the_papers_70_20_10():
+    "build_dataset splits with the study's one stratified split; on 480 per class it is the paper's 336 / 96 / 48."
+    from paperlib.train import split
     y = np.repeat(np.arange(13), 480)
-    split = R.stratified_split(y, (0.7, 0.2, 0.1), seed=0)
+    s = split(y, R.SoundConfig().split, seed=0)
     for c in range(13):
-        s = split[y == c]
-        assert (s == "train").sum() == 336 and (s == "val").sum() == 96 and (s == "test").sum() == 48
-    assert set(np.unique(split)) == {"train", "val", "test"}       # every example in exactly one split
-    assert np.array_equal(split, R.stratified_split(y, (0.7, 0.2, 0.1), seed=0))
-    assert not np.array_equal(split, R.stratified_split(y, (0.7, 0.2, 0.1), seed=1))
+        sc = s[y == c]
+        assert (sc == "train").sum() == 336 and (sc == "val").sum() == 96 and (sc == "test").sum() == 48
+    assert np.array_equal(s, split(y, R.SoundConfig().split, seed=0)) and not np.array_equal(s, split(y, R.SoundConfig().split, seed=1))
 
 
 def test_examples_are_unique_per_split(small):
@@ -125,11 +128,26 @@ def test_kits_and_programs():
     assert [p for p, _ in guitar] == list(range(24, 32))
 
 
-def test_numpy_fallback_is_announced(monkeypatch):
+@pytest.fixture(scope="module")
+def numpy_pool(tmp_path_factory):
+    "The NumPy fallback's pool (seed 0, 10 per class), rendered once into a cache folder the fallback tests share."
+    folder = tmp_path_factory.mktemp("numpy-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PAPERLIB_CACHE", str(folder))
+    try:
+        ds = R.build_dataset(["numpy"], None, per_class=10, seed=0, data_source="numpy-sounds", progress=False)
+    finally:
+        mp.undo()
+    assert ds.notes["cache"] is None                                  # rendered, not read
+    return folder, ds
+
+
+def test_numpy_fallback_is_announced(monkeypatch, numpy_pool):
     gm = SOURCES["gm-soundfonts"]
     monkeypatch.setitem(SOURCES, "gm-soundfonts", dataclasses.replace(gm, present=lambda root: False))
+    monkeypatch.setenv("PAPERLIB_CACHE", str(numpy_pool[0]))          # the fallback's pool is rendered once
     with pytest.warns(UserWarning, match="FALLBACK"):
-        ds = R.build_dataset(["FluidR3_GM"], ["TimGM6mb"], per_class=10, use_cache=False, progress=False)
+        ds = R.build_dataset(["FluidR3_GM"], ["TimGM6mb"], per_class=10, progress=False)
     assert ds.source["kind"] == "fallback" and "cross_soundfont" in ds.notes
     monkeypatch.setenv("PAPERLIB_STRICT", "1")
     with pytest.raises(DataError):
@@ -146,9 +164,9 @@ def test_bad_parameters():
 
 
 # ---------------------------------------------------------------- the NumPy fallback path (issue 8, item 1)
-def test_onsets_are_checked_in_samples_on_the_numpy_fallback():
+def test_onsets_are_checked_in_samples_on_the_numpy_fallback(numpy_pool):
     "The renderer presses the key at round(onset_s * sr): the onset check compares samples, not rounded seconds."
-    ds = R.build_dataset(["numpy"], None, per_class=10, seed=0, data_source="numpy-sounds", use_cache=False, progress=False)
+    ds = numpy_pool[1]
     m, sr = ds.meta, R.SoundConfig().sr
     assert (m.keydown_sample == (m.onset_s * sr).round().astype(int)).all()
     assert (m.onset_detected_sample >= m.keydown_sample).all() and (m.onset_detected_sample < R.SoundConfig().n_samples).all()
@@ -234,8 +252,8 @@ def test_pool_cache_is_keyed_on_the_soundfont_content(tmp_path, monkeypatch):
 
 def test_loaders_are_module_functions():
     from paperlib.data import SOURCES
-    assert SOURCES["gm-soundfonts"].loader == "paperlib.recognize:load_sound_objects"
-    assert SOURCES["numpy-sounds"].loader == "paperlib.recognize:load_sound_objects_numpy"
+    assert SOURCES["gm-soundfonts"].loader == "paperlib.recognize.data:load_sound_objects"
+    assert SOURCES["numpy-sounds"].loader == "paperlib.recognize.data:load_sound_objects_numpy"
     clips = R.load_sound_objects_numpy(per_class=1)
     assert len(clips) == 13 and clips.source["soundfonts"] == ["numpy-synth"]
 
@@ -272,15 +290,56 @@ def _toy(n=260, seed=0):
     return X, y
 
 
+def _cfg(steps, batch_size=26, eval_every=None, seed=0):
+    return TrainConfig(steps=steps, batch_size=batch_size, drop_last=True, eval_every=eval_every or steps, seed=seed, threads=1)
+
+
 @pytest.mark.parametrize("name", ["softmax", "nn", "cnn"])
 def test_training_lowers_the_loss(name):
     X, y = _toy()
-    r = M.train_model(M.build_model(name, seed=0), X, y, X[:52], y[:52],
-                      M.TrainConfig(iterations=30, batch_size=26, eval_every=15, n_curve_train=52), seed=0)
-    assert [c["iteration"] for c in r.curve] == [15, 30]          # exactly `iterations` steps, recorded along the way
+    r = M.train_model(M.build_model(name, seed=0), X, y, X[:52], y[:52], _cfg(30, eval_every=15), n_curve_train=52)
+    assert [c["iteration"] for c in r.curve] == [15, 30]          # exactly `steps` steps, recorded along the way
     assert r.curve[1]["loss"] < r.curve[0]["loss"]
     assert r.train_time_s > 0 and r.total_time_s >= r.train_time_s
     assert r.accuracy(X, y) > 1 / 13 + 0.2
+
+
+# ---------------------------------------------------------------- common tests of every model (scikit-learn habit)
+@pytest.mark.parametrize("name", ["softmax", "nn", "cnn"])
+def test_one_epoch_lowers_the_loss_on_a_tiny_batch(name):
+    X, y = _toy(26)
+    xb, yb = torch.from_numpy(X), torch.from_numpy(y)
+    m = M.build_model(name, seed=0)
+    before = M.step(m, {"x": xb, "y": yb}, 1)["loss"].item()
+    M.train_model(m, X, y, X, y, _cfg(1), n_curve_train=26)        # one epoch: one batch of all 26 examples
+    m.eval()
+    with torch.no_grad():
+        assert M.step(m, {"x": xb, "y": yb}, 1)["loss"].item() < before
+
+
+@pytest.mark.parametrize("name", ["softmax", "nn", "cnn"])
+def test_same_seed_same_weights(name):
+    X, y = _toy(52)
+    a = M.train_named(name, (X, y), (X, y), R.RecognizeSettings(iterations=4, cnn_iterations=4, batch_size=13, eval_every=2,
+                                                                cnn_eval_every=2, n_curve_train=13), seed=5)
+    b = M.train_named(name, (X, y), (X, y), R.RecognizeSettings(iterations=4, cnn_iterations=4, batch_size=13, eval_every=2,
+                                                                cnn_eval_every=2, n_curve_train=13), seed=5)
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa) and a.curve == b.curve
+    c = M.train_named(name, (X, y), (X, y), R.RecognizeSettings(iterations=4, cnn_iterations=4, batch_size=13, eval_every=2,
+                                                                cnn_eval_every=2, n_curve_train=13), seed=6)
+    k = next(iter(sa))
+    assert not torch.equal(c.model.state_dict()[k], sa[k])
+
+
+@pytest.mark.parametrize("name", ["softmax", "nn", "cnn"])
+def test_batched_inference_equals_unbatched(name):
+    X, _ = _toy(70)
+    m = M.build_model(name, seed=0).eval()
+    with torch.no_grad():
+        whole = m(torch.from_numpy(X)).argmax(1).numpy()
+    r = M.TrainResult(m, M._identity)
+    assert np.array_equal(r.predict(X, batch=16), whole) and np.array_equal(r.predict(X, batch=512), whole)
 
 
 def test_single_step_lowers_batch_loss():
@@ -288,7 +347,7 @@ def test_single_step_lowers_batch_loss():
     m = M.build_model("cnn", seed=0)
     xb, yb = torch.from_numpy(X), torch.from_numpy(y)
     opt = torch.optim.Adam(m.parameters(), lr=1e-3)
-    before = torch.nn.functional.cross_entropy(m(xb), yb)
+    before = M.step(m, {"x": xb, "y": yb}, 1)["loss"]
     opt.zero_grad(); before.backward(); opt.step()
     after = torch.nn.functional.cross_entropy(m(xb), yb)
     assert after.item() < before.item()
@@ -296,26 +355,36 @@ def test_single_step_lowers_batch_loss():
 
 def test_training_is_deterministic_and_standardises():
     X, y = _toy(130)
-    cfg = M.TrainConfig(iterations=10, batch_size=26, eval_every=5, n_curve_train=26)
-    a = M.train_model(M.build_model("nn", seed=1), X, y, X, y, cfg, seed=1)
-    b = M.train_model(M.build_model("nn", seed=1), X, y, X, y, cfg, seed=1)
+    cfg = _cfg(10, eval_every=5, seed=1)
+    a = M.train_model(M.build_model("nn", seed=1), X, y, X, y, cfg, n_curve_train=26)
+    b = M.train_model(M.build_model("nn", seed=1), X, y, X, y, cfg, n_curve_train=26)
     assert [c["loss"] for c in a.curve] == [c["loss"] for c in b.curve]
     Z = a.scaler(X)
     assert np.allclose(Z.mean(0), 0, atol=1e-4) and np.allclose(Z.std(0), 1, atol=1e-3)
-    raw = M.train_model(M.build_model("nn", seed=1), X, y, X, y, dataclasses.replace(cfg, standardize=False), seed=1)
+    raw = M.train_model(M.build_model("nn", seed=1), X, y, X, y, cfg, n_curve_train=26, standardize=False)
     assert np.array_equal(raw.scaler(X), X)
 
 
-def test_torch_threads_restored():
-    n = torch.get_num_threads()
-    with M.torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == n
+def test_train_config_follows_the_settings():
+    S = R.RECOGNIZE_SETTINGS["quick"]
+    nn_cfg, cnn_cfg = M.train_config(S, "nn", seed=3), M.train_config(S, "cnn", seed=3)
+    assert (nn_cfg.steps, cnn_cfg.steps) == (500, 200) and nn_cfg.drop_last and cnn_cfg.drop_last
+    assert nn_cfg.batch_size == 50 and nn_cfg.lr == 1e-3 and nn_cfg.eval_every == 25 and nn_cfg.seed == 3
+    assert M.curve_sizes(S, "nn") == (1000, None) and M.curve_sizes(S, "cnn") == (300, 300)
+    assert M.curve_sizes(R.RECOGNIZE_SETTINGS["full"], "cnn") == (1248, None)
 
 
 def test_profiles_complete():
-    for table in (R.DATA_PROFILES, M.TRAIN_PROFILES):
-        assert set(table) == {"smoke", "quick", "full"}
-    full = M.TRAIN_PROFILES["full"]
-    assert R.DATA_PROFILES["full"]["per_class"] == 480
-    assert full["iterations"] == full["cnn_iterations"] == 500 and tuple(full["hidden_sizes"]) == (10, 20, 30, 40, 50)
+    table = R.RECOGNIZE_SETTINGS
+    assert set(table) == {"smoke", "quick", "full"} and all(isinstance(v, R.RecognizeSettings) for v in table.values())
+    full = table["full"]
+    assert full.per_class == 480 and table["quick"].per_class == 480 and table["smoke"].per_class == 10
+    assert full.iterations == full.cnn_iterations == 500 and tuple(full.hidden_sizes) == (10, 20, 30, 40, 50)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        full.iterations = 5
+
+
+def test_paper_values_and_claims_schema():
+    from paperlib.claims import paper_values_table
+    t = paper_values_table(M.PAPER_VALUES)
+    assert len(t) == len(M.PAPER_VALUES) and set(t.paper) == {"004"} and t.name.is_unique

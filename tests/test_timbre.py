@@ -1,19 +1,32 @@
-"""Tests of paperlib.timbre (paper 001): the GM family mapping, the note plan and renderer, the 78 x 16 embedding,
-the decoder round trip, the classifiers and the latent transformations. Tiny data, built in the tests."""
+"""Tests of paperlib.timbre (paper 001): the GM family mapping, the note plan and renderer (timbre.data), the 78 x 16
+embedding and the decoder round trip (timbre.model), the classifiers (timbre.classify) and the latent transformations
+(timbre.transform), and the common model tests. Tiny data, built in the tests."""
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import torch
 
-from paperlib import data, timbre
+from paperlib import data, synth
 from paperlib.core import ConfigError
+from paperlib.timbre import classify, model, transform
+from paperlib.timbre import data as tdata
+from paperlib.train import TrainConfig, fit, threads
 
-needs_fluidsynth = pytest.mark.skipif(not data.renderer_present(), reason="FluidSynth or the GM SoundFonts are not installed")
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    "Tiny models: one torch thread is faster than several (no thread start-up, no spinning on a busy machine)."
+    with threads(1):
+        yield
 
 
-def _tone(f0=220.0, n=timbre.N_SAMPLES, sr=timbre.SR, harmonics=6, decay=1.5):
+needs_fluidsynth = pytest.mark.skipif(not synth.renderer_present(), reason="FluidSynth or the GM SoundFonts are not installed")
+SMOKE = tdata.TIMBRE_SETTINGS["smoke"]
+
+
+def _tone(f0=220.0, n=tdata.N_SAMPLES, sr=tdata.SR, harmonics=6, decay=1.5):
     t = np.arange(n) / sr
     y = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, harmonics + 1)) * np.exp(-t / decay)
     return (0.2 * y / np.abs(y).max()).astype(np.float32)
@@ -21,14 +34,14 @@ def _tone(f0=220.0, n=timbre.N_SAMPLES, sr=timbre.SR, harmonics=6, decay=1.5):
 
 # ---------------------------------------------------------------- the GM -> NSynth family table
 def test_gm_family_mapping_covers_every_family_and_every_program():
-    tab = timbre.gm_family_table()
+    tab = tdata.gm_family_table()
     assert tab.program.is_unique
-    assert set(tab.instrument_family_str) == set(timbre.FAMILIES) and len(timbre.FAMILIES) == 11
+    assert set(tab.instrument_family_str) == set(tdata.FAMILIES) and len(tdata.FAMILIES) == 11
     assert tab.groupby("instrument_family_str").size().min() >= 3            # every family has several programs
-    assert set(tab.program) | set(timbre.GM_EXCLUDED) == set(range(128))      # each program mapped or excluded, once
-    assert not set(tab.program) & set(timbre.GM_EXCLUDED)
+    assert set(tab.program) | set(tdata.GM_EXCLUDED) == set(range(128))      # each program mapped or excluded, once
+    assert not set(tab.program) & set(tdata.GM_EXCLUDED)
     assert ((tab.pitch_lo >= 0) & (tab.pitch_lo < tab.pitch_hi) & (tab.pitch_hi <= 127)).all()
-    assert set(tab.instrument_source_str) <= set(timbre.SOURCES_NSYNTH)
+    assert set(tab.instrument_source_str) <= set(tdata.SOURCES_NSYNTH)
     fam = tab.set_index("program").instrument_family_str
     expected = {0: "keyboard", 9: "mallet", 16: "organ", 24: "guitar", 32: "bass", 40: "string", 52: "vocal", 53: "vocal",
                 54: "vocal", 56: "brass", 64: "reed", 73: "flute", 80: "synth_lead", 85: "synth_lead", 87: "synth_lead"}
@@ -37,13 +50,13 @@ def test_gm_family_mapping_covers_every_family_and_every_program():
 
 # ---------------------------------------------------------------- the note plan: balance, ranges, determinism, pairing
 def test_plan_is_balanced_deterministic_and_within_ranges():
-    a, b = timbre.plan_notes(30, seed=3), timbre.plan_notes(30, seed=3)
+    a, b = tdata.plan_notes(30, seed=3), tdata.plan_notes(30, seed=3)
     pd.testing.assert_frame_equal(a, b)
-    assert not a.equals(timbre.plan_notes(30, seed=4))
+    assert not a.equals(tdata.plan_notes(30, seed=4))
     assert (a.groupby("instrument_family_str").size() == 30).all() and len(a) == 330
-    rng = timbre.gm_family_table().set_index("program")
+    rng = tdata.gm_family_table().set_index("program")
     assert ((a.pitch >= rng.pitch_lo[a.program].to_numpy()) & (a.pitch <= rng.pitch_hi[a.program].to_numpy())).all()
-    assert set(a.velocity) <= set(timbre.VELOCITIES) and len(set(a.velocity)) == 5
+    assert set(a.velocity) <= set(tdata.VELOCITIES) and len(set(a.velocity)) == 5
     assert not a.duplicated(["program", "pitch", "velocity"]).any()
     # programs are balanced within a family (where their ranges allow): reed's 8 programs all play the mid range
     counts = a[a.instrument_family_str == "reed"].program.value_counts()
@@ -55,39 +68,53 @@ def test_plan_is_balanced_deterministic_and_within_ranges():
 
 def test_plan_rejects_more_notes_than_the_grid_holds():
     with pytest.raises(ConfigError, match="distinct notes"):
-        timbre.plan_notes(2000, families=["vocal"])
+        tdata.plan_notes(2000, families=["vocal"])
     with pytest.raises(ConfigError):
-        timbre.plan_notes(5, families=["kazoo"])
+        tdata.plan_notes(5, families=["kazoo"])
 
 
-def test_split_is_stratified_and_deterministic():
-    meta = timbre.plan_notes(12, seed=0)
-    s1, s2 = timbre.split_notes(meta, 0.25, seed=1), timbre.split_notes(meta, 0.25, seed=1)
-    assert (s1 == s2).all()
-    assert (pd.Series(s1 == "test").groupby(meta.instrument_family_str.to_numpy()).sum() == 3).all()
+def test_study_notes_are_split_stratified_and_deterministically():
+    S = tdata.TimbreSettings(per_family=2, test_fraction=0.5, ae_hidden=8, ae_epochs=1)
+    notes, unseen = tdata.load_study_notes(S, "numpy-nsynth", seed=1)
+    again, _ = tdata.load_study_notes(S, "numpy-nsynth", seed=1)
+    assert unseen == {} and (notes.meta.split == again.meta.split).all() and set(notes.meta.split) == {"train", "test"}
+    assert (notes.meta[notes.mask("test")].groupby("instrument_family_str").size() == 1).all()
+    assert notes.logmag.shape == (22, 513, 78) and notes.logmel.shape == (22, 16, 78)
+
+
+def test_settings_are_one_frozen_instance_per_profile():
+    import dataclasses
+    assert set(tdata.TIMBRE_SETTINGS) == {"smoke", "quick", "full"}
+    q = tdata.TIMBRE_SETTINGS["quick"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        q.per_family = 1
+    ae, tr = model.autoencoder_configs(q, seed=3)
+    assert ae.hidden == 128 and (tr.epochs, tr.batch_size, tr.lr, tr.schedule, tr.seed) == (24, 32, 2e-3, "cosine", 3)
+    mlp, mtr = classify.mlp_configs(q)
+    assert mlp.hidden == (250, 250, 250) and (mtr.epochs, mtr.batch_size, mtr.lr) == (200, 200, 1e-3)
 
 
 # ---------------------------------------------------------------- rendering and NSynth metadata
 def test_render_note_set_numpy_fallback_is_deterministic_and_cached(tmp_path):
-    plan = timbre.plan_notes(2, seed=0, families=["reed", "vocal"])
-    c1 = timbre.render_note_set(plan, "numpy", n_samples=8000, progress=False)
-    assert len(list((tmp_path / "cache" / "timbre").glob("notes-*.npz"))) == 1
-    c2 = timbre.render_note_set(plan, "numpy", n_samples=8000, progress=False)       # from the cache
+    plan = tdata.plan_notes(2, seed=0, families=["reed", "vocal"])
+    c1 = tdata.render_note_set(plan, "numpy", n_samples=8000, progress=False)
+    assert len(list((tmp_path / "cache" / "timbre-notes").glob("*.npz"))) == 1
+    c2 = tdata.render_note_set(plan, "numpy", n_samples=8000, progress=False)       # from the cache
     assert np.array_equal(np.stack(c1.audio), np.stack(c2.audio)) and c1.audio[0].shape == (8000,)
     m = c1.meta
     for col in ["note_str", "instrument_str", "instrument_family", "instrument_family_str", "instrument_source_str", "pitch", "velocity"]:
         assert col in m
     r = m.iloc[0]
     assert r.note_str == f"{r.instrument_str}-{r.pitch:03d}-{r.velocity:03d}"
-    assert timbre.FAMILIES[r.instrument_family] == r.instrument_family_str == r.label
+    assert tdata.FAMILIES[r.instrument_family] == r.instrument_family_str == r.label
     with pytest.raises(ConfigError, match="longer than"):
-        timbre.render_note_set(plan, "numpy", n_samples=70000)
+        tdata.render_note_set(plan, "numpy", n_samples=70000)
 
 
 @needs_fluidsynth
 def test_soundfont_notes_are_nsynth_like():
-    plan = timbre.plan_notes(1, seed=0, families=["guitar", "flute"])
-    c = timbre.render_note_set(plan, "FluidR3_GM", progress=False)
+    plan = tdata.plan_notes(1, seed=0, families=["guitar", "flute"])
+    c = tdata.render_note_set(plan, "FluidR3_GM", progress=False)
     assert c.sr == 16000 and all(a.shape == (40000,) and np.abs(a).max() > 1e-3 for a in c.audio)
     assert c.source["name"] == "gm-soundfont:FluidR3_GM" and set(c.meta.soundfont) == {"FluidR3_GM"}
 
@@ -96,9 +123,9 @@ def test_sources_registered_and_soundfont_lists_checked():
     assert data.SOURCES["gm-nsynth"].kind == "rendered" and data.SOURCES["gm-nsynth"].task == "instrument_notes"
     assert data.SOURCES["numpy-nsynth"].kind == "fallback"
     with pytest.raises(ConfigError, match="both"):
-        timbre.load_note_sets("auto", ["FluidR3_GM"], ["FluidR3_GM"], per_family=1)
+        tdata.load_note_sets("auto", ["FluidR3_GM"], ["FluidR3_GM"], per_family=1)
     with pytest.raises(ConfigError, match="lists"):
-        timbre.load_note_sets("auto", "FluidR3_GM", [], per_family=1)
+        tdata.load_note_sets("auto", "FluidR3_GM", [], per_family=1)
 
 
 def test_nsynth_source_is_read_with_its_test_split_as_unseen(tmp_path):
@@ -112,65 +139,152 @@ def test_nsynth_source_is_read_with_its_test_split_as_unseen(tmp_path):
             sf.write(d / "audio" / f"{key}.wav", _tone(200 + 20 * i, n=64000), 16000)
             ex[key] = {"note_str": key, "instrument_family_str": f, "pitch": 60, "velocity": 100, "sample_rate": 16000}
         (d / "examples.json").write_text(json.dumps(ex))
-    train, unseen = timbre.load_note_sets("nsynth", root=root, per_family=10)
+    train, unseen = tdata.load_note_sets("nsynth", root=root, per_family=10)
     assert len(train) == 4 and list(unseen) == ["nsynth-test"] and len(unseen["nsynth-test"]) == 2
     assert train.audio[0].shape == (40000,) and train.source["name"] == "nsynth"
 
 
 # ---------------------------------------------------------------- the 78 x 16 embedding and the decoder
-def test_features_and_embedding_have_nsynth_shapes():
+def test_features_and_embedding_have_nsynth_shapes(tmp_path):
     import librosa
     y = _tone()
-    S = timbre.stft_frames78(y)
-    assert timbre.n_frames(40000) == 78 and S.shape == (513, 78)
+    S = tdata.stft_frames78(y)
+    assert tdata.n_frames(40000) == 78 and S.shape == (513, 78)
     ref = np.abs(librosa.stft(y, n_fft=1024, hop_length=512, center=True, pad_mode="constant"))
     assert ref.shape[1] == 79 and np.allclose(S, ref[:, :78], atol=1e-3)       # librosa's frames minus the 79th
-    assert timbre.log_mel_db(S[None]).shape == (1, 16, 78)                      # the baseline: 16 x 78 = 1248
-    model = timbre.build_autoencoder(timbre.AutoencoderConfig(hidden=8))
-    z = timbre.encode_audio(model, np.stack([y, 0.5 * y]))
-    assert z.shape == (2, 78, 16) and z.dtype == np.float32 and timbre.flat(z).shape == (2, 1248)
+    ns = tdata.prepare_arrays(tdata.load_numpy_nsynth(per_family=1, families=["guitar", "reed"]), "numpy")
+    assert ns.logmag.shape == (2, 513, 78) and ns.logmel.shape == (2, 16, 78)   # the baseline: 16 x 78 = 1248
+    again = tdata.prepare_arrays(tdata.load_numpy_nsynth(per_family=1, families=["guitar", "reed"]), "numpy")   # cached
+    assert np.array_equal(ns.logmag, again.logmag) and np.array_equal(ns.logmel, again.logmel)
+    assert len(list((tmp_path / "cache" / "timbre-arrays").glob("*.npz"))) == 1
+    ae = model.build_autoencoder(model.AutoencoderConfig(hidden=8))
+    z = model.encode_audio(ae, np.stack([y, 0.5 * y]))
+    assert z.shape == (2, 78, 16) and z.dtype == np.float32 and z.reshape(2, -1).shape == (2, 1248)
 
 
-def test_decoder_round_trip_and_training_lowers_the_loss():
+def test_decoder_round_trip_and_training_lowers_the_loss(tmp_path):
     rng = np.random.default_rng(0)
-    notes = np.stack([_tone(f0) for f0 in rng.uniform(110, 440, 6)])
-    L = timbre.log_magnitude_db(timbre.stft_frames78(notes))
-    cfg = timbre.AutoencoderConfig(hidden=16)
-    model, hist = timbre.train_autoencoder(L, cfg, timbre.TrainConfig(epochs=6, batch_size=3, lr=3e-3), seed=0, val=L, progress=False)
-    untrained = timbre.reconstruction_mse(timbre.build_autoencoder(cfg), L)
-    assert hist["train"][-1] < hist["train"][0] and hist["val"][-1] < untrained
-    L_hat = timbre.decode_logmag(model, timbre.embed(model, L))
+    notes = np.stack([_tone(f0) for f0 in rng.uniform(110, 440, 4)])
+    L = tdata.log_magnitude_db(tdata.stft_frames78(notes))
+    cfg, tr = model.AutoencoderConfig(hidden=8), TrainConfig(epochs=5, batch_size=2, lr=3e-3, schedule="cosine")
+    ae, hist = model.train_autoencoder(L, cfg, tr, val=L, progress=False)
+    untrained = model.reconstruction_mse(model.build_autoencoder(cfg), L)
+    assert hist["loss"][-1] < hist["loss"][0] and hist["val"][-1] < untrained and len(hist["epoch"]) == 5
+    L_hat = model.decode_logmag(ae, model.embed(ae, L))
     assert L_hat.shape == L.shape and np.isfinite(L_hat).all()
-    assert np.allclose(timbre.reencode(model, timbre.embed(model, L)), timbre.flat(timbre.embed(model, L_hat)), atol=1e-4)
+    assert np.allclose(model.reencode(ae, model.embed(ae, L)), model.embed(ae, L_hat).reshape(len(L), -1), atol=1e-4)
+    assert model.reencode(ae, np.zeros((0, 78 * 16), np.float32)).shape == (0, 78 * 16)
     # Griffin-Lim on the 78-frame grid: magnitude -> audio -> magnitude comes back close
-    audio = timbre.to_audio(L[:2], n_iter=32)
+    audio = model.to_audio(L[:2], n_iter=32)
     assert audio.shape == (2, 40000) and np.isfinite(audio).all()
-    lsd = timbre.log_spectral_distance(timbre.log_magnitude_db(timbre.stft_frames78(audio)), L[:2])
+    lsd = model.log_spectral_distance(tdata.log_magnitude_db(tdata.stft_frames78(audio)), L[:2])
     assert (lsd < 6.0).all()
-    # same seed -> same model
-    model2, _ = timbre.train_autoencoder(L, cfg, timbre.TrainConfig(epochs=6, batch_size=3, lr=3e-3), seed=0, progress=False)
-    assert np.array_equal(timbre.embed(model, L), timbre.embed(model2, L))
+    # the cached model is the trained one, and a second call loads it
+    m1, h1, c1 = model.get_autoencoder(L, cfg, tr, val=L, progress=False)
+    m2, h2, c2 = model.get_autoencoder(L, cfg, tr, val=L, progress=False)
+    assert (c1, c2) == (False, True) and h1["loss"] == h2["loss"] == hist["loss"]
+    assert np.array_equal(model.embed(m1, L), model.embed(ae, L)) and np.array_equal(model.embed(m2, L), model.embed(ae, L))
+
+
+# ---------------------------------------------------------------- common tests over every model of the paper
+def _tiny(kind):
+    "(fresh model, step, arrays, batched inference fn, expected output shape) for each model of paper 001."
+    g = torch.Generator().manual_seed(0)
+    if kind == "autoencoder":
+        torch.manual_seed(0)
+        m = model.build_autoencoder(model.AutoencoderConfig(hidden=8))
+        L = (torch.rand(6, 513, 12, generator=g) * 60 - 80).numpy()     # the autoencoder is convolutional in time
+        return m, model.step, {"logmag": L}, lambda mm, a: mm(a["logmag"]), (6, 513, 12)
+    torch.manual_seed(0)
+    m = classify.FamilyMLP(12, 3, (16, 16))
+    x = torch.randn(30, 12, generator=g).numpy()
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
+    import functools
+    return m, functools.partial(classify.mlp_step, alpha=1e-4), {"x": x, "y": y}, lambda mm, a: mm(a["x"]), (30, 3)
+
+
+@pytest.mark.parametrize("kind", ["autoencoder", "mlp"])
+def test_common_output_shapes_and_one_epoch_lowers_the_loss(kind):
+    m, step, arrays, forward, shape = _tiny(kind)
+    with torch.no_grad():
+        t = {k: torch.as_tensor(v) for k, v in arrays.items()}
+        assert tuple(forward(m, t).shape) == shape
+        before = float(step(m, t, 0)["loss"])
+    fit(m, step, arrays, TrainConfig(epochs=1, batch_size=len(next(iter(arrays.values()))), lr=1e-2))
+    with torch.no_grad():
+        assert float(step(m, t, 0)["loss"]) < before
+
+
+@pytest.mark.parametrize("kind", ["autoencoder", "mlp"])
+def test_common_same_seed_same_weights(kind):
+    states = []
+    for _ in range(2):
+        m, step, arrays, _, _ = _tiny(kind)
+        fit(m, step, arrays, TrainConfig(epochs=2, batch_size=4, seed=5))
+        states.append(m.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_common_batched_inference_equals_unbatched():
+    ae, _, arrays, _, _ = _tiny("autoencoder")
+    ae, L = ae.eval(), arrays["logmag"]
+    with torch.no_grad():
+        z_all = ae.encode(torch.as_tensor(L)).numpy()
+        L_all = ae.decode(torch.as_tensor(z_all)).numpy()
+    assert np.allclose(model.embed(ae, L, batch_size=4), z_all, atol=1e-5)
+    assert np.allclose(model.decode_logmag(ae, z_all, batch_size=4), L_all, atol=1e-4)
+    assert np.allclose(model.reconstruction_mse(ae, L, batch_size=4), model.reconstruction_mse(ae, L, batch_size=256), rtol=1e-5)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(0, 1, (40, 12)).astype(np.float32), np.repeat([0, 1], 20)
+    S = tdata.TimbreSettings(per_family=1, test_fraction=0.5, ae_hidden=8, ae_epochs=1, mlp_hidden=(16,), mlp_epochs=3)
+    clf = classify.make_classifiers(S)["MLP"].fit(X, y)
+    assert np.allclose(np.concatenate([clf.predict_proba(X[:7]), clf.predict_proba(X[7:])]), clf.predict_proba(X), atol=1e-6)
 
 
 # ---------------------------------------------------------------- classifiers
 def test_classifier_pipeline_on_a_tiny_set():
     rng = np.random.default_rng(0)
-    centres = rng.normal(0, 1, (3, 1248))
-    X = np.concatenate([c + rng.normal(0, 1.5, (40, 1248)) for c in centres]).astype(np.float32)
+    centres = rng.normal(0, 1, (3, 300))
+    X = np.concatenate([c + rng.normal(0, 1.5, (40, 300)) for c in centres]).astype(np.float32)
     y = np.repeat([0, 4, 9], 40)
     idx = rng.permutation(len(y)); tr, te = idx[:90], idx[90:]
-    clfs = timbre.make_classifiers(seed=0, mlp=timbre.MLPConfig(max_epochs=60))
+    S = tdata.TimbreSettings(per_family=1, test_fraction=0.5, ae_hidden=8, ae_epochs=1, mlp_epochs=30)
+    clfs = classify.make_classifiers(S, seed=0)
     for name, clf in clfs.items():
         clf.fit(X[tr], y[tr])
         pred = clf.predict(X[te])
         assert set(pred) <= {0, 4, 9} and np.mean(pred == y[te]) > 0.9, name
     mlp = clfs["MLP"]
     assert [l.out_features for l in mlp.model_.hidden] == [250, 250, 250] and mlp.model_.output.out_features == 3
-    again = timbre.MLPFamilyClassifier(timbre.MLPConfig(max_epochs=60), seed=0).fit(X[tr], y[tr])
+    assert len(mlp.loss_curve_) <= 30 and mlp.loss_curve_ == mlp.history_["loss"]
+    again = classify.MLPFamilyClassifier(*classify.mlp_configs(S, seed=0)).fit(X[tr], y[tr])
     assert np.array_equal(again.predict_proba(X[te]), mlp.predict_proba(X[te]))
     svc = clfs["SVM"][-1]                       # scikit-learn's SVC: libsvm trains one-vs-one machines
     assert svc.kernel == "rbf" and svc.C == 1.0 and svc.gamma == "scale"           # untuned defaults
     assert len(svc.intercept_) == 3                                                 # 3 * 2 / 2 pairwise machines
+
+
+def test_mlp_stops_early_on_a_training_loss_plateau():
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(0, 1, (60, 8)).astype(np.float32), np.repeat([0, 1, 2], 20)
+    cfg, tr = classify.MLPConfig(hidden=(32,), tol=10.0, patience=3), TrainConfig(epochs=50, batch_size=20)
+    clf = classify.MLPFamilyClassifier(cfg, tr).fit(X, y)
+    assert len(clf.loss_curve_) == 4                # no epoch beats the first by 10: stop after 1 + `patience` epochs
+
+
+def test_claims_follow_the_schema():
+    from paperlib.claims import CLAIMS_COLUMNS, claims_table
+    acc = pd.DataFrame([{"features": f, "classifier": c, "test notes": t, "accuracy": a, "macro recall": r}
+                        for f, c, t, a, r in [("latent", "SVM", "seen", 0.7, 0.7), ("latent", "MLP", "seen", 0.9, 0.6),
+                                              ("log-mel", "SVM", "seen", 0.6, 0.6), ("log-mel", "MLP", "seen", 0.8, 0.8),
+                                              ("latent", "MLP", "unseen", 0.5, 0.5)]])
+    per_class = pd.DataFrame({"class": ["reed", "vocal", "brass", "string"], "f1": [0.1, 0.2, 0.9, 0.3]})
+    clusters = pd.DataFrame([{"features": "latent", "picture": "PCA 2-D", "knn5_accuracy": 0.5}])
+    tab = claims_table(classify.classification_claims(acc, per_class, clusters, "seen", "unseen"))
+    assert tuple(tab.columns) == CLAIMS_COLUMNS and len(tab) == 8
+    assert list(tab.verdict) == ["holds", "does not hold", "holds", "holds", "holds", "holds", "holds", "holds"]
+    assert set(tab.origin) == {"paper", "ours"} and (tab.interval == "none yet").all()
+    assert tab.paper[0] == "82.56 % (Fig. 1); 84 % (text)" and tab.paper[3] == "68 % vs 78 %"
 
 
 # ---------------------------------------------------------------- transformations
@@ -178,13 +292,13 @@ def test_mean_based_transformations_move_the_source_mean_to_the_target_mean():
     rng = np.random.default_rng(1)
     Za, Zb = rng.normal(1.0, 0.3, (30, 12)), rng.normal(-2.0, 0.3, (25, 12))
     y = np.r_[np.zeros(30, int), np.ones(25, int)]
-    mu = timbre.family_means(np.r_[Za, Zb], y, n_classes=2)
-    assert np.allclose(timbre.mean_shift(Za, mu[0], mu[1]).mean(0), mu[1])
-    assert np.allclose(timbre.diagonal_scaling(Za, mu[0], mu[1]).mean(0), mu[1])
+    mu = transform.family_means(np.r_[Za, Zb], y, n_classes=2)
+    assert np.allclose(transform.mean_shift(Za, mu[0], mu[1]).mean(0), mu[1])
+    assert np.allclose(transform.diagonal_scaling(Za, mu[0], mu[1]).mean(0), mu[1])
     mu_src = mu[0].copy(); mu_src[0] = 0.0                                        # a near-zero source mean is left alone
-    assert np.allclose(timbre.diagonal_scaling(Za, mu_src, mu[1])[:, 0], Za[:, 0])
-    scores = timbre.transformation_success(type("C", (), {"predict": lambda self, X: (X.mean(1) < 0).astype(int)})(),
-                                           timbre.mean_shift(Za, mu[0], mu[1]), target=1)
+    assert np.allclose(transform.diagonal_scaling(Za, mu_src, mu[1])[:, 0], Za[:, 0])
+    scores = transform.transformation_success(type("C", (), {"predict": lambda self, X: (X.mean(1) < 0).astype(int)})(),
+                                              transform.mean_shift(Za, mu[0], mu[1]), target=1)
     assert scores == 1.0
 
 
@@ -192,33 +306,37 @@ def test_ridge_map_recovers_a_linear_map_and_pairs_match_pitch_and_velocity():
     rng = np.random.default_rng(2)
     W = rng.normal(0, 1, (6, 6))
     Xs = rng.normal(0, 1, (60, 6)); Yt = Xs @ W + 3.0
-    rm = timbre.fit_ridge_map(Xs, Yt)
+    rm = transform.fit_ridge_map(Xs, Yt)
     Xn = rng.normal(0, 1, (5, 6))
     assert np.allclose(rm(Xn), Xn @ W + 3.0, atol=1e-2) and rm.n_pairs == 60 and rm.W.shape == (6, 6)
     with pytest.raises(ConfigError):
-        timbre.fit_ridge_map(Xs[:2], Yt[:2])
+        transform.fit_ridge_map(Xs[:2], Yt[:2])
     meta = pd.DataFrame({"pitch": [60, 62, 60, 64, 62, 60], "velocity": [100, 100, 100, 50, 100, 25]})
-    pairs = timbre.paired_notes(meta, np.array([0, 1, 3]), np.array([2, 4, 5]))
+    pairs = transform.paired_notes(meta, np.array([0, 1, 3]), np.array([2, 4, 5]))
     assert sorted(map(tuple, pairs)) == [(0, 2), (1, 4)]
+
+
+def test_paper_pairs_come_from_the_paper_values():
+    assert transform.paper_pairs() == [("reed", "vocal", "paper: a success"), ("guitar", "keyboard", "paper: a failure")]
 
 
 # ---------------------------------------------------------------- caches keyed on content, loaders (issue 8)
 def test_note_cache_is_keyed_on_the_renderer_content(tmp_path, monkeypatch):
-    plan = timbre.plan_notes(1, seed=0, families=["reed"])
-    c1 = timbre.render_note_set(plan, "numpy", n_samples=4000, progress=False)
-    timbre.render_note_set(plan, "numpy", n_samples=4000, progress=False)                 # a hit: no new file
-    files = lambda: sorted((tmp_path / "cache" / "timbre").glob("notes-*.npz"))
+    plan = tdata.plan_notes(1, seed=0, families=["reed"])
+    c1 = tdata.render_note_set(plan, "numpy", n_samples=4000, progress=False)
+    tdata.render_note_set(plan, "numpy", n_samples=4000, progress=False)                 # a hit: no new file
+    files = lambda: sorted((tmp_path / "cache" / "timbre-notes").glob("*.npz"))
     assert len(files()) == 1
-    assert c1.source["fingerprint"] == data.soundfont_fingerprint("numpy") and "path" not in c1.source
-    monkeypatch.setattr(timbre, "soundfont_fingerprint", lambda sf: "another-renderer-id")  # e.g. an edited SoundFont
-    c2 = timbre.render_note_set(plan, "numpy", n_samples=4000, progress=False)
+    assert c1.source["fingerprint"] == synth.soundfont_fingerprint("numpy") and "path" not in c1.source
+    monkeypatch.setattr(tdata, "soundfont_fingerprint", lambda sf: "another-renderer-id")  # e.g. an edited SoundFont
+    c2 = tdata.render_note_set(plan, "numpy", n_samples=4000, progress=False)
     assert len(files()) == 2 and c2.source["fingerprint"] == "another-renderer-id"
 
 
 def test_numpy_source_loader_and_note_set_provenance():
-    assert data.SOURCES["numpy-nsynth"].loader == "paperlib.timbre:load_numpy_nsynth"
-    clips = timbre.load_numpy_nsynth(per_family=1, families=["guitar"], n_samples=4000)
+    assert data.SOURCES["numpy-nsynth"].loader == "paperlib.timbre.data:load_numpy_nsynth"
+    clips = tdata.load_numpy_nsynth(per_family=1, families=["guitar"], n_samples=4000)
     assert set(clips.meta.soundfont) == {"numpy-synth"}
-    train, unseen = timbre.load_note_sets("numpy-nsynth", per_family=1, n_samples=4000)
+    train, unseen = tdata.load_note_sets("numpy-nsynth", per_family=1, n_samples=4000)
     assert train.source["name"] == "numpy-nsynth" and train.source["fingerprint"] and unseen == {}
-    assert timbre.note_set_name(train) == "numpy-nsynth" and not any("/" in str(v) for v in train.source.values())
+    assert tdata.note_set_name(train) == "numpy-nsynth" and not any("/" in str(v) for v in train.source.values())
