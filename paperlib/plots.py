@@ -204,8 +204,10 @@ def embed_2d(X, method: str = "tsne", seed: int = 0, perplexity: float | None = 
         from sklearn.decomposition import PCA
         return PCA(n_components, random_state=seed).fit(X).transform(X)
     if method == "umap":
-        import umap
-        return umap.UMAP(n_components=n_components, n_neighbors=min(15, n - 1), random_state=seed).fit_transform(X)
+        import umap, warnings
+        with warnings.catch_warnings():     # "n_jobs overridden to 1 by setting random_state": seeded means serial, as wanted
+            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+            return umap.UMAP(n_components=n_components, n_neighbors=min(15, n - 1), random_state=seed).fit_transform(X)
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
     p = tsne_perplexity(n) if perplexity is None else float(perplexity)

@@ -4,6 +4,7 @@ with every real and rendered source hidden (`PAPERLIB_FALLBACKS_ONLY=1`), the pa
 The executed copies are checked as a reader opens them: every figure inline once, no progress-bar frames, no
 warnings from imports."""
 import json
+import os
 import re
 
 import nbformat
@@ -36,9 +37,21 @@ def check_reader_view(executed, provenance):
 RUNS = [(nb, "present") for nb in NOTEBOOKS] + [(nb, "fallbacks") for nb in NOTEBOOKS if nb.stem not in NO_DATASET]
 
 
+@pytest.fixture(scope="session")
+def notebook_cache(tmp_path_factory):
+    """One cache for every notebook run of the session (shared by pytest-xdist's workers): caches are keyed on content,
+    so 21_timbre_classify reuses the notes 20_timbre_data rendered and the autoencoder 20_timbre_model trained, as in
+    a real run, instead of rebuilding them per test. Writes are atomic, so workers may fill it side by side."""
+    root = tmp_path_factory.getbasetemp()
+    folder = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "notebook-cache"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("nb, sources", RUNS, ids=[f"{nb.stem}-{s}" for nb, s in RUNS])
-def test_notebook_runs_in_smoke_profile(nb, sources, tmp_path, monkeypatch):
+def test_notebook_runs_in_smoke_profile(nb, sources, tmp_path, monkeypatch, notebook_cache):
+    monkeypatch.setenv("PAPERLIB_CACHE", str(notebook_cache))
     if sources == "fallbacks":
         monkeypatch.setenv("PAPERLIB_FALLBACKS_ONLY", "1")
     params = dict(profile="smoke", seed=0, data_source="auto", device="cpu", results_dir=str(tmp_path / "results"))
