@@ -498,5 +498,23 @@ SOURCES: dict[str, Source] = {s.name: s for s in [
            "UrbanSound8K-like simulator: excerpts <= 4 s of 10 classes over an urban background, 16 kHz",
            "paperlib.uvac.scenes:load_sim_us8k", ingredients=("spoken_digits", "soundfont"),
            fix="always available (real ingredients need FSDD voices and a GM SoundFont)."),
+    # touch and impact clips (000): the AudioSet subset is unpublished, so a simulator with ground truth only
+    Source("sim-touch", "touch_clips", "simulator",
+           "touch simulator: 10 s clips, 16 kHz, struck objects (modal synthesis and GM percussion) in scenes, with frames",
+           "paperlib.touch.sim:load_sim_touch", ingredients=("spoken_digits", "soundfont"),
+           fix="always available (real ingredients need FSDD voices and a GM SoundFont)."),
+    # street audio with depth and segmentation (003): loaders for the originals' layouts, simulators chosen on purpose
+    Source("oap", "street_oap", "real", "OAP: 8-channel street audio (22050 Hz) with Monodepth2 disparity and segmentation",
+           "paperlib.manifold.street:load_oap", folder="oap", present=lambda r: (r / "oap" / "audio.h5").is_file(),
+           fix="put the OAP files (audio.h5, disp.h5, seg.h5, tr/val/te_ids.txt) into $PAPERLIB_DATA/oap."),
+    Source("sim-oap", "street_oap", "simulator",
+           "OAP-like street simulator: 4 capsule pairs, 22050 Hz, ray-cast depth and Cityscapes labels",
+           "paperlib.manifold.street:load_sim_oap", fix="always available (pure NumPy)."),
+    Source("mavd", "street_mavd", "real", "MAVD: 8-channel street audio (16 kHz) with depth and segmentation, day drives",
+           "paperlib.manifold.street:load_mavd", folder="mavd", present=lambda r: (r / "mavd" / "audio.h5").is_file(),
+           fix="put the MAVD files (audio.h5, disp.h5, seg.h5, train/val/test_all.txt) into $PAPERLIB_DATA/mavd."),
+    Source("sim-mavd", "street_mavd", "simulator",
+           "MAVD-like street simulator: 8 capsules on a 0.15 m circle, 16 kHz, street canyons, ray-cast depth and labels",
+           "paperlib.manifold.street:load_sim_mavd", fix="always available (pure NumPy)."),
 ]}
 for _s in SOURCES.values(): check_choice(f"kind of source {_s.name!r}", _s.kind, SOURCE_KINDS)

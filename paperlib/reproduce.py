@@ -204,9 +204,12 @@ def parse_parameters(pairs, nbs: list[Path]) -> dict[Path, dict]:
     return out
 
 def _same_sources(here: dict, recorded: dict) -> list[str]:
-    "What differs between two `machine_sources` records (empty: the same data)."
+    """What differs between two `machine_sources` records (empty: the same data).
+
+    A task the record does not know yet (a paper added since the reference was made) differs in nothing: no
+    committed result was made from it, and the next full run records it."""
     diffs = []
-    for task in sorted(set(here) | set(recorded)):
+    for task in sorted(set(recorded)):
         a, b = here.get(task) or {}, recorded.get(task) or {}
         if a.get("source") != b.get("source"):
             diffs.append(f"{task}: {a.get('source', 'none')} here, {b.get('source', 'none')} in the reference")
