@@ -171,7 +171,7 @@ def embed_2d(X, method: str = "tsne", seed: int = 0, perplexity: float | None = 
     X : array-like, shape (n, d)
         Features (float32 stays float32, as the notebooks passed it to scikit-learn before).
     method : {"tsne", "pca", "umap"}
-        "tsne": ``sklearn.manifold.TSNE(n_components, perplexity, init="pca", random_state=seed)`` with scikit-learn's
+        "tsne": ``sklearn.manifold.TSNE(n_components, perplexity, init="pca", random_state=seed)``, single-threaded (its OpenMP threads are ten times slower when another process shares the cores), with scikit-learn's
         default ``learning_rate="auto"``; "pca": ``PCA(n_components, random_state=seed).fit(X).transform(X)``;
         "umap": ``umap.UMAP(n_components, n_neighbors=min(15, n - 1), random_state=seed)`` (umap-learn; seeded,
         hence single-threaded and deterministic).
@@ -210,6 +210,7 @@ def embed_2d(X, method: str = "tsne", seed: int = 0, perplexity: float | None = 
             return umap.UMAP(n_components=n_components, n_neighbors=min(15, n - 1), random_state=seed).fit_transform(X)
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
     p = tsne_perplexity(n) if perplexity is None else float(perplexity)
     if not 0 < p < n:
         raise ConfigError(f"perplexity={p} for {n} points; scikit-learn needs 0 < perplexity < n_samples.",
@@ -217,7 +218,8 @@ def embed_2d(X, method: str = "tsne", seed: int = 0, perplexity: float | None = 
     if pca_dims is not None and X.shape[1] > pca_dims:
         X = PCA(min(pca_dims, n - 1), random_state=seed).fit_transform(X)
     extra = {} if max_iter is None else {"max_iter": int(max_iter)}
-    return TSNE(n_components, perplexity=p, init="pca", random_state=seed, **extra).fit_transform(X)
+    with threadpool_limits(1):      # OpenMP threads of the gradient: 10x slower when another process shares the cores
+        return TSNE(n_components, perplexity=p, init="pca", random_state=seed, **extra).fit_transform(X)
 
 # %% ../nbs/08_plots.ipynb #46cc9ad2
 def class_colors(k: int) -> list:

@@ -321,3 +321,68 @@ def test_rows_name_the_source_that_was_used():
     assert ud.dataset_label("us8k", "urbansound8k") == "UrbanSound8K"
     assert data.SOURCES["sim-tau"].loader == "paperlib.uvac.scenes:load_sim_tau" and data.SOURCES["sim-us8k"].loader == "paperlib.uvac.scenes:load_sim_us8k"
     assert not hasattr(ud, "source_for")
+
+
+# --- Table I's scoring: intervals, chance rows and fast scores (33_uvac_table1) ------------------------------------
+
+def _noisy_clustering(n=300, k=10, keep=0.5, seed=0):
+    r = np.random.default_rng(seed)
+    y = r.integers(0, k, n)
+    return y, np.where(r.random(n) < keep, (y + 3) % k, r.integers(0, k, n))      # half the clips in a relabelled cluster
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_scores_equal_scikit_learn(seed):
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+    y, c = _noisy_clustering(seed=seed)
+    c[:7] = 11                                                            # a cluster id no class has
+    assert ut.fast_nmi(y, c) == pytest.approx(normalized_mutual_info_score(y, c), abs=1e-12)
+    assert ut.fast_ari(y, c) == pytest.approx(adjusted_rand_score(y, c), abs=1e-12)
+    one = np.zeros_like(y)                                                # scikit-learn's conventions for one cluster
+    assert ut.fast_nmi(y, one) == normalized_mutual_info_score(y, one) == 0.0
+    assert ut.fast_ari(one, one) == adjusted_rand_score(one, one) == 1.0
+
+
+def test_accuracy_interval_fixes_the_map_and_contains_the_estimate():
+    y, c = _noisy_clustering()
+    e = ut.label_score_interval(y, c, "Accuracy (%)", n_boot=300)
+    assert e.estimate == pytest.approx(100 * ut.cluster_accuracy(y, c))
+    assert e.lo < e.estimate < e.hi and e.hi - e.lo < 15
+    assert ut.hungarian_correct(y, c).mean() == pytest.approx(e.estimate / 100)
+    d = ut.label_score_difference(y, c, y, "Accuracy (%)", n_boot=300)  # against the labels themselves: clearly below
+    assert d.hi < 0 and d.estimate == pytest.approx(e.estimate - 100)
+
+
+def test_chance_row_matches_a_random_clustering():
+    y, _ = _noisy_clustering(n=30)
+    ch = ut.chance_scores(y, n_perm=199, seed=0)
+    assert set(ch) == set(ut.LABEL_SCORES)
+    mean, q95 = ch["Accuracy (%)"]
+    assert 25 < mean < 50 and q95 > mean                                  # 30 clips, 10 classes: ~40 % by chance
+    assert abs(ch["ARI"][0]) < 0.05 and abs(ch["AMI"][0]) < 0.05         # chance-adjusted scores sit at 0
+    assert ut.chance_scores(y, n_perm=199, seed=0) == ch                  # seeded
+
+
+def test_space_score_interval_orders_a_clear_structure():
+    r = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    X = r.normal(size=(120, 5)) + 6 * np.eye(5)[y]                        # three well separated blobs
+    good = ut.space_score_interval(X, y, "Silhouette", n_sub=50)
+    diff = ut.space_score_interval(X, y, "Silhouette", other=r.integers(0, 3, 120), n_sub=50)
+    assert good.lo > 0.4 and diff.lo > 0
+    assert ut.space_score_interval(X, y, "DBI", n_sub=20).hi < 1
+    with pytest.raises(ConfigError):
+        ut.space_score_interval(X, y, "Accuracy")
+
+
+def test_literal_magnitude_input_and_profile_networks():
+    import pandas as pd
+    clips = data.Clips([np.sin(np.linspace(0, 400, 8000)).astype(np.float32)], sr=8000, meta=pd.DataFrame({"label": [0]}))
+    S = ud.digit_spectrograms(clips, ud.DigitFeatures(reference="magnitude"))
+    L = ud.digit_spectrograms(clips, ud.DigitFeatures())
+    assert S.shape == L.shape and S.min() >= 0 and L.max() == pytest.approx(0.0)   # linear magnitude vs dB re peak
+    q = ud.UVAC_SETTINGS["quick"]
+    cfg = q.net_config("digits", 10)
+    assert (cfg.kernel, cfg.padding, cfg.in_shape) == (4, 1, q.shapes["digits"])
+    assert ud.UVAC_SETTINGS["full"].net_config("digits", 5).kernel == 8          # the paper's kernels at full size
+    assert q.scene_clusters == (10,) and "magnitude" in q.digit_inputs

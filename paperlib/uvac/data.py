@@ -34,7 +34,8 @@ class DigitFeatures:
     n_frames: int = 64
     n_bins: int = 96          # keep bins 0..95 of 129: 0 - 2.97 kHz
     top_db: float = 60.0      # dynamic range: levels more than top_db below the clip's loudest bin are floored there
-    reference: str = "peak"   # 'peak': 0 dB = the clip's loudest bin; 'absolute': dB re 1 (the recording level kept)
+    reference: str = "peak"   # 'peak': 0 dB = the clip's loudest bin; 'absolute': dB re 1 (the recording level kept);
+                              # 'magnitude': the linear magnitude |X|, no dB and no per-clip reference (the paper's words)
 
 @dataclass(frozen=True)
 class SceneFeatures:
@@ -68,7 +69,8 @@ def digit_spectrograms(clips: Clips, cfg: DigitFeatures = DigitFeatures()) -> np
 
     Each clip is resampled to `cfg.sr` if needed, centred on its speech in a `cfg.window_s` window, transformed
     with a Hann STFT, trimmed to the lowest `cfg.n_bins` bins and first `cfg.n_frames` frames, and put in dB with
-    `cfg.top_db` of range (referenced to each clip's peak, or absolute: `cfg.reference`)."""
+    `cfg.top_db` of range (referenced to each clip's peak, or absolute: `cfg.reference`); with
+    `cfg.reference='magnitude'` the linear magnitude itself (the paper's literal "magnitude spectrogram")."""
     from paperlib.features import log_magnitude, stft_magnitude
     audio = clips.audio
     if clips.sr != cfg.sr:
@@ -79,7 +81,8 @@ def digit_spectrograms(clips: Clips, cfg: DigitFeatures = DigitFeatures()) -> np
     S = stft_magnitude(Y, n_fft=cfg.n_fft, hop_length=cfg.hop_length)[:, : cfg.n_bins, : cfg.n_frames]
     if S.shape[-1] < cfg.n_frames:
         raise ConfigError(f"{cfg.window_s} s at hop {cfg.hop_length} gives only {S.shape[-1]} frames.", "lower hop_length or n_frames.")
-    check_choice("reference", cfg.reference, ["peak", "absolute"])
+    check_choice("reference", cfg.reference, ["peak", "absolute", "magnitude"])
+    if cfg.reference == "magnitude": return S.astype(np.float32)
     L = log_magnitude(S, power=1.0, top_db=None, amin=1e-7)
     peak = L.max(axis=(-2, -1), keepdims=True)
     if cfg.reference == "absolute": return np.maximum(L, peak - cfg.top_db).astype(np.float32)
@@ -271,8 +274,11 @@ class UVACSettings:
     `seeds` (model seeds, added to the run's seed), `batch_size`, the exponential schedules `lr_start` -> `lr_end` and
     `tau_start` -> `tau_end`, `grad_clip`, `lambdas` (the Lagrangian of (7) per set for Cat. UVAC) and `uvac_lambdas`
     (the weight of the UVAC baseline's KL term), `sweep` (None, or {'lams': [...], 'epochs': E} to choose both on
-    validation data instead). Reading: `embed_max` (test clips in the t-SNE map). `threads`: torch CPU threads (None:
-    torch's default)."""
+    validation data instead). Networks: `kernel`, `padding` of every (transposed) convolution (the paper's 8 and 3;
+    see `net_config`). Scoring: `scene_clusters` (the K of the scene runs; the paper's 10 and 5), `digit_inputs` (the
+    `DigitFeatures.reference` of each digit input that gets its rows), `n_boot` (bootstrap resamples of every
+    interval), `n_perm` (permutations of the chance rows). Reading: `embed_max` (test clips in the t-SNE map).
+    `threads`: torch CPU threads (None: torch's default)."""
     digits_per_speaker_digit: int | None
     tau_per_class: int
     us8k_per_class: int
@@ -291,10 +297,21 @@ class UVACSettings:
     tau_start: float = 1.0
     tau_end: float = 0.5
     grad_clip: float = 10.0
+    kernel: int = 8
+    padding: int = 3
+    scene_clusters: tuple = (10, 5)
+    digit_inputs: tuple = ("peak",)
+    n_boot: int = 1000
+    n_perm: int = 999
 
     def pretrain_epochs(self, epochs: int) -> int:
         "The UVAC baseline's VAE epochs out of `epochs`."
         return max(1, int(round(self.pretrain_frac * epochs)))
+
+    def net_config(self, name: str, n_clusters: int) -> "UVACConfig":
+        "The networks' `UVACConfig` for set `name` with `n_clusters` clusters at this profile's input size and kernels."
+        from paperlib.uvac.model import UVACConfig
+        return UVACConfig(in_shape=self.shapes[name], n_clusters=n_clusters, kernel=self.kernel, padding=self.padding)
 
     def train_config(self, epochs: int, seed: int) -> TrainConfig:
         "`paperlib.train.TrainConfig` of one run: Adam, exponential learning rate per epoch, clipped gradients, batches >= 2 (BatchNorm)."
@@ -314,16 +331,18 @@ UVAC_SETTINGS = {
                           shapes={"digits": (16, 16), "tau": (16, 32), "us8k": (16, 16)},
                           epochs={"digits": 1, "tau": 1, "us8k": 1}, pretrain_frac=0.5, seeds=(0,), batch_size=16,
                           lr_start=3e-3, lr_end=3e-4, lambdas=_LAMBDAS, uvac_lambdas=_UVAC_LAMBDAS, embed_max=200,
-                          threads=1),   # tiny tensors: threads only add overhead
+                          threads=1, kernel=4, padding=1, digit_inputs=("peak", "magnitude"), n_boot=200, n_perm=99),
     "quick": UVACSettings(digits_per_speaker_digit=None, tau_per_class=30, us8k_per_class=40,
                           shapes={"digits": (32, 32), "tau": (32, 48), "us8k": (32, 32)},
-                          epochs={"digits": 12, "tau": 30, "us8k": 25}, pretrain_frac=0.2, seeds=(0,), batch_size=32,
-                          lr_start=3e-3, lr_end=3e-4, lambdas=_LAMBDAS, uvac_lambdas=_UVAC_LAMBDAS, embed_max=600),
+                          epochs={"digits": 10, "tau": 30, "us8k": 25}, pretrain_frac=0.2, seeds=(0,), batch_size=32,
+                          lr_start=3e-3, lr_end=3e-4, lambdas=_LAMBDAS, uvac_lambdas=_UVAC_LAMBDAS, embed_max=600,
+                          kernel=4, padding=1, scene_clusters=(10,), digit_inputs=("peak", "magnitude")),
     "full":  UVACSettings(digits_per_speaker_digit=None, tau_per_class=120, us8k_per_class=873,
                           shapes={"digits": (96, 64), "tau": (128, 336), "us8k": (128, 144)},
                           epochs={"digits": 500, "tau": 500, "us8k": 500}, pretrain_frac=0.1, seeds=(0, 1, 2), batch_size=64,
                           lr_start=1e-3, lr_end=1e-5, lambdas=_LAMBDAS, uvac_lambdas=_UVAC_LAMBDAS,
-                          sweep={"lams": (0.05, 0.1, 0.25, 0.5, 1.0), "epochs": 100}, embed_max=3000),
+                          sweep={"lams": (0.05, 0.1, 0.25, 0.5, 1.0), "epochs": 100}, embed_max=3000,
+                          digit_inputs=("peak", "magnitude")),
 }
 DATASETS = {"digits": ("spoken_digits", "AudioMNIST"), "tau": ("urban_scenes", "TAU2019"), "us8k": ("urban_sounds", "UrbanSound8K")}
 "Each set of Table I: (task, the corpus the paper used). Rows name the source actually used (`dataset_label`)."
@@ -339,13 +358,15 @@ def dataset_label(name: str, source) -> str:
     kind = SOURCES[s].kind if s in SOURCES else None
     return f"{s} ({DATASETS[name][1]}-like)" if kind == "simulator" else f"{s} (NumPy stand-in)" if kind == "fallback" else str(s)
 
-def prepare(name: str, S: UVACSettings, data_source: str = "auto", seed: int = 0, progress: bool = True, root=None) -> dict:
-    """The prepared (cached) set `name` in {'digits', 'tau', 'us8k'} at the sizes of the settings `S`.
+def prepare(name: str, S: UVACSettings, data_source: str = "auto", seed: int = 0, progress: bool = True, root=None,
+            digit_reference: str = "peak") -> dict:
+    """The prepared (cached) set `name` in {'digits', 'tau', 'us8k'} at the sizes of the settings `S`
+    (digits with the dB reference `digit_reference`, see `DigitFeatures`).
 
     `data_source` names a source of this set's task, or another task's (then this set uses `auto`; one notebook
     parameter serves three tasks), or 'auto': see `paperlib.data.resolve_source`."""
     check_choice("dataset", name, list(DATASETS))
     if name == "digits":
-        return prepare_digits(data_source, S.digits_per_speaker_digit, root=root)
+        return prepare_digits(data_source, S.digits_per_speaker_digit, DigitFeatures(reference=digit_reference), root=root)
     per_class = S.tau_per_class if name == "tau" else S.us8k_per_class
     return prepare_scenes(DATASETS[name][0], data_source, per_class, seed=seed, root=root, progress=progress)
