@@ -388,3 +388,117 @@ def test_paper_values_and_claims_schema():
     from paperlib.claims import paper_values_table
     t = paper_values_table(M.PAPER_VALUES)
     assert len(t) == len(M.PAPER_VALUES) and set(t.paper) == {"004"} and t.name.is_unique
+
+
+# ---------------------------------------------------------------- recordings, protocols, libraries (issue 12)
+HAVE_AVL = bool(R.find_avl_kits())
+needs_avl = pytest.mark.skipif(not HAVE_AVL, reason="the AVL drum kits (avldrums.lv2-soundfont) or FluidSynth are missing")
+
+
+def test_waveform_does_not_wrap():
+    "A hit ringing to the window's end must not leak onto the silent samples before its onset (the FFT wrap)."
+    t = np.arange(11025) / 44100
+    y = np.where(t >= 0.1, np.sin(2 * np.pi * 300 * t), 0.0)[None].astype(np.float32)   # silent, then loud to the end
+    pre = slice(0, int(0.1 * 4096) - 20)
+    assert np.abs(R.waveform_1024(y)[0, pre]).max() < 0.01
+    assert np.abs(R.waveform_1024(y, pad=False)[0, pre]).max() > 0.02                   # the old resampling wraps
+
+
+def test_recording_ids_pair_stereo_channels():
+    assert R._recording_id(10, "Std Snr 1(L)", 4) == R._recording_id(11, "Std Snr 1(R)", 2) == "stereo:Std Snr 1"
+    assert R._recording_id(5, "808 Snare 1", 1) == "s5" != R._recording_id(6, "808 Snare 1", 1)
+
+
+def test_components_join_presets_that_share_a_sample():
+    comp = R._components([0, 8, 16, 24], {0: {"a"}, 8: {"a", "b"}, 16: {"c"}, 24: {"b"}})
+    assert comp == {0: 0, 8: 0, 16: 16, 24: 0}
+
+
+def test_unseen_split_holds_out_whole_groups():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 120)
+    groups = np.array([f"c{c}|lib|{g}" for c, g in zip(y, rng.integers(0, 6, len(y)))])
+    groups[y == 2] = "c2|lib|0"                                # one group: cannot be held out
+    split, held, stuck = R.unseen_split(y, groups, (0.7, 0.2, 0.1), seed=0)
+    assert stuck == ["c2|lib"] and held and not any(h.startswith("c2|") for h in held)
+    assert set(groups[split == "test"]) == set(held)                          # the test split is exactly the held-out groups
+    assert not set(groups[split != "test"]) & set(held)                       # ... and no held-out group is trained on
+    for c in (0, 1):
+        share = np.mean(split[y == c] == "test")
+        assert 0 < share <= 0.5
+    assert (split[y == 2] != "test").all() and (split[y == 2] == "val").any()
+    assert np.array_equal(split, R.unseen_split(y, groups, (0.7, 0.2, 0.1), seed=0)[0])
+
+
+def test_recording_groups_on_the_numpy_fallback(numpy_pool):
+    meta = numpy_pool[1].meta
+    g = R.recording_groups(meta)
+    assert len(g) == len(meta)
+    guitar = meta.instrument.to_numpy() == "guitar"
+    assert all(s.startswith("guitar|numpy-synth|") for s in g[guitar])
+    assert all(s.split("|")[0] == c for s, c in zip(g[~guitar], meta["class"][~guitar]))
+    t = R.recording_table(meta)
+    assert len(t) == 13 and (t["distinct recordings"] == t["presets drawn"]).all()
+
+
+@needs_sf
+def test_fluidr3_recordings_match_the_issue():
+    "FluidR3's kits share samples: one rim-shot recording, few ride and hi-hat recordings; one per guitar program."
+    z = R.soundfont_zones(R.soundfont_path("FluidR3_GM"))
+    assert R.note_recording(z, 128, 0, 37, 100) == R.note_recording(z, 128, 8, 37, 100)
+    kits = [k for b, k in z if b == 128]
+    rim = frozenset().union(*[R._class_samples("FluidR3_GM", R.CLASS_NAMES.index("Rim"), k) for k in kits])
+    assert len(rim) == 1
+    g = [R._class_samples("FluidR3_GM", R.CLASS_NAMES.index("E-string 3rd fret"), p) for p in R.GUITAR_PROGRAMS]
+    assert len(set().union(*g)) == 8
+
+
+def test_max_normalized_xcorr():
+    a = np.random.default_rng(1).standard_normal(500)
+    assert R.max_normalized_xcorr(a, -0.3 * np.r_[np.zeros(40), a]) == pytest.approx(1.0)
+    assert R.max_normalized_xcorr(a, np.random.default_rng(2).standard_normal(500)) < 0.3
+    assert np.isnan(R.max_normalized_xcorr(a, np.zeros(10)))
+
+
+class _FakeKitFile:
+    "A SoundFontRenderer stand-in whose only kit is a bank-0 preset."
+    name, path, sr = "fake_4pc", "fake.sf2", 100
+    def presets(self, bank=0): return {0: "Fake_4pc"} if bank == 0 else {}
+    def drum_kits(self): return {}
+    def reset(self): pass
+    def render(self, program, pitch, velocity=100, note_on=0.0, note_off=3.0, duration=4.0, drum=False, bank=0):
+        assert not drum and bank == 0
+        return np.ones(int(duration * self.sr), np.float32)
+
+
+def test_bank_zero_kit_plays_bank_zero_presets_as_kits():
+    k = R.BankZeroKit(_FakeKitFile())
+    assert k.drum_kits() == {0: "Fake_4pc"} and k.presets(0) == {} and k.name == "fake_4pc"
+    assert k.render(0, 38, 100, 0.0, 0.25, 0.25, drum=True).shape == (25,)
+    assert R.CLASS_NAMES.index("Small-tom") not in R.ROTATION_CLASSES and len(R.ROTATION_CLASSES) == 7
+
+
+@needs_avl
+def test_avl_kits_render_their_drum_classes():
+    pool = R.load_pool([str(p) for p in R.find_avl_kits().values()], 2, classes=R.ROTATION_CLASSES, use_cache=False)
+    assert pool["X"]["spectrogram"].shape == (2 * len(R.ROTATION_CLASSES), 32, 32)
+    assert set(pool["y"]) == set(R.ROTATION_CLASSES)
+
+
+def test_accuracy_summary_and_all_of():
+    c = np.array([[1, 1, 0, 1], [1, 0, 0, 1]], float)
+    s = M.accuracy_summary(c, n_boot=200)
+    assert s["accuracy"] == pytest.approx(0.625) and s["seeds"] == 2 and s["lo"] <= 0.625 <= s["hi"]
+    one = M.accuracy_summary(c[:1], n_boot=200)
+    assert one["seeds"] == 1 and np.isnan(one["seed_sd"])
+    assert M.all_of(["holds", "holds"]) == "holds" and M.all_of(["holds", "inconclusive"]) == "inconclusive"
+    assert M.all_of(["inconclusive", "does not hold"]) == "does not hold"
+    assert M.all_of(["holds", "not testable here"]) == "not testable here"
+
+
+def test_train_seeds_records_one_curve():
+    S = R.RECOGNIZE_SETTINGS["smoke"]
+    X = np.random.default_rng(0).standard_normal((60, 32, 32)).astype(np.float32); y = np.arange(60) % 13
+    rs = M.train_seeds("softmax", (X, y), (X[:13], y[:13]), S, seeds=[0, 1])
+    assert len(rs) == 2 and len(rs[0].curve) > 1 and len(rs[1].curve) == 1
+    assert M.correct_matrix(rs, X, y).shape == (2, 60)

@@ -20,10 +20,13 @@ from ..synth import get_renderer, soundfont_fingerprint
 
 # %% auto #0
 __all__ = ['SOUND_OBJECTS', 'CLASS_NAMES', 'GUITAR_PROGRAMS', 'KIT_EXCLUSIONS', 'SILENT_PEAK', 'PROBE_VELOCITY',
-           'REPRESENTATIONS', 'CACHE_VERSION', 'SOURCE_TASK', 'RECOGNIZE_SETTINGS', 'SoundObject', 'SoundConfig',
-           'class_presets', 'playable_voicings', 'skipped_presets', 'plan_example', 'render_recipe', 'detect_onset',
-           'waveform_1024', 'spectrogram_32x32', 'render_class', 'SoundObjectSet', 'soundfont_ids', 'pool_key',
-           'load_sound_objects', 'load_sound_objects_numpy', 'build_dataset', 'RecognizeSettings']
+           'REPRESENTATIONS', 'CACHE_VERSION', 'SOURCE_TASK', 'AVL_KITS', 'ROTATION_CLASSES', 'RECOGNIZE_SETTINGS',
+           'SoundObject', 'SoundConfig', 'class_presets', 'playable_voicings', 'skipped_presets', 'plan_example',
+           'render_recipe', 'detect_onset', 'waveform_1024', 'spectrogram_32x32', 'render_class', 'SoundObjectSet',
+           'soundfont_ids', 'pool_key', 'load_sound_objects', 'load_sound_objects_numpy', 'build_dataset',
+           'soundfont_zones', 'note_recording', 'find_avl_kits', 'soundfont_path', 'BankZeroKit', 'recording_groups',
+           'recording_table', 'choose_held_out', 'unseen_split', 'max_normalized_xcorr', 'similarity_notes',
+           'library_renderer', 'library_similarity', 'load_pool', 'RecognizeSettings']
 
 # %% ../../nbs/50_recognize_data.ipynb #554c58fa
 @dataclass(frozen=True)
@@ -57,7 +60,10 @@ GUITAR_PROGRAMS: tuple[int, ...] = tuple(range(24, 32))   # GM programs 25-32, c
 
 # The GS/GM2 "Orchestra" kit maps keys 41-53 to timpani, so its toms, hi-hat and ride keys are not those
 # instruments; it plays only the classes whose keys keep their meaning there (kick, side stick, snare).
-KIT_EXCLUSIONS: dict[str, tuple[str, ...]] = {"orchestra": ("Hi-hat", "Ride", "Small-tom", "Mid-tom", "Floor-tom")}
+# The AVL "4pc" kits (Black Pearl, Red Zeppelin) have one rack tom and one floor tom: keys 45/47 are the 12" tom and
+# 41/43 the 16" floor tom, while keys 48 and 50 play a hi-hat and a crash, so they have no small tom.
+KIT_EXCLUSIONS: dict[str, tuple[str, ...]] = {"orchestra": ("Hi-hat", "Ride", "Small-tom", "Mid-tom", "Floor-tom"),
+                                              "4pc": ("Small-tom",)}
 
 # %% ../../nbs/50_recognize_data.ipynb #afcd62e3
 @dataclass(frozen=True)
@@ -252,13 +258,20 @@ def detect_onset(clean: np.ndarray, threshold: float = 0.01) -> int:
     return int(np.argmax(a >= threshold * a.max()))
 
 # %% ../../nbs/50_recognize_data.ipynb #671f8ade
-def waveform_1024(y: np.ndarray, n: int = 1024) -> np.ndarray:
-    """Band-limited resampling of windows to `n` samples.
+def waveform_1024(y: np.ndarray, n: int = 1024, pad: bool = True) -> np.ndarray:
+    """Band-limited (FFT) resampling of windows to `n` samples.
+
+    FFT resampling treats the window as one period of a periodic signal, so a hit still ringing at the window's end
+    would wrap onto its start, before the onset. With `pad` (the default) the window is zero-padded to twice its length,
+    resampled to 2n and cut to the first n samples: nothing wraps. `pad=False` is the plain `scipy.signal.resample`
+    (CACHE_VERSION <= 2).
 
     y : float array (n_clips, n_samples) (11 025 at 44.1 kHz). Returns float32 (n_clips, n)."""
     import scipy.signal
     y = np.atleast_2d(np.asarray(y, np.float64))
-    return scipy.signal.resample(y, n, axis=-1).astype(np.float32)
+    if not pad: return scipy.signal.resample(y, n, axis=-1).astype(np.float32)
+    padded = np.concatenate([y, np.zeros_like(y)], axis=-1)
+    return scipy.signal.resample(padded, 2 * n, axis=-1)[:, :n].astype(np.float32)
 
 def spectrogram_32x32(y: np.ndarray, cfg: SoundConfig = SoundConfig()) -> np.ndarray:
     """Log-power mel spectrogram of windows, (n_clips, n_mels=32, n_frames=32) float32 in dB (frequency x time)."""
@@ -286,6 +299,8 @@ def _resolve_renderers(soundfonts: Sequence[str], numpy_fallback: bool, sr: int)
     out = {}
     for sf in soundfonts:       # a fresh synthesizer per build: FluidSynth keeps a little state from note to note
         r = get_renderer(str(sf), sr=sr)
+        if not r.drum_kits() and r.presets(0) and not set(GUITAR_PROGRAMS) & set(r.presets(0)):
+            r = BankZeroKit(r)  # a drum-kit file whose kits are bank-0 presets (the AVL kits): play them as kits
         out[_renderer_name(r)] = r
     return out
 
@@ -316,7 +331,7 @@ def render_class(renderers: dict, label: int, n: int, cfg: SoundConfig, seed: in
     return out
 
 # %% ../../nbs/50_recognize_data.ipynb #df9f36b9
-CACHE_VERSION = 2   # the code version of the prepared arrays: bump when rendering or the recipes change
+CACHE_VERSION = 3   # the code version of the prepared arrays: bump when rendering or the recipes change (3: no FFT wrap)
 
 @dataclass
 class SoundObjectSet:
@@ -355,25 +370,30 @@ def soundfont_ids(soundfonts: Sequence[str], numpy_fallback: bool = False) -> li
     SHA-1, so the same file anywhere has one id and an edited file another); ['numpy-synth'] for the NumPy fallback."""
     return [soundfont_fingerprint("numpy")] if numpy_fallback else [soundfont_fingerprint(sf) for sf in _names(soundfonts)]
 
-def pool_key(soundfonts: Sequence[str], n_per_class: int, cfg: SoundConfig, seed: int, stream: int, numpy_fallback: bool) -> str:
-    "The cache key of a rendered pool: the code version, the SoundFonts' content ids and every setting that changes it."
+def pool_key(soundfonts: Sequence[str], n_per_class: int, cfg: SoundConfig, seed: int, stream: int, numpy_fallback: bool,
+             classes: Sequence[int] | None = None) -> str:
+    """The cache key of a rendered pool: the code version, the SoundFonts' content ids and every setting that changes it
+    (`classes`: the class indices rendered, None for all 13)."""
+    more = {} if classes is None else {"classes": [int(c) for c in classes]}
     return cache_key(v=CACHE_VERSION, sf=soundfont_ids(soundfonts, numpy_fallback), n=n_per_class, cfg=asdict(cfg),
-                     seed=seed, stream=stream)
+                     seed=seed, stream=stream, **more)
 
 def _render_pool(soundfonts, n_per_class: int, cfg: SoundConfig, seed: int, stream: int, numpy_fallback: bool,
-                 use_cache: bool = True, progress: bool = True) -> dict:
-    "Render `n_per_class` of every class from `soundfonts` (cached); arrays + meta records (+ 'cached': file name or None)."
+                 use_cache: bool = True, progress: bool = True, classes: Sequence[int] | None = None) -> dict:
+    """Render `n_per_class` of every class in `classes` (None: all 13) from `soundfonts` (cached); arrays + meta records
+    (+ 'cached': file name or None)."""
+    labels = list(range(len(SOUND_OBJECTS))) if classes is None else [int(c) for c in classes]
     def build() -> dict:
         renderers = _resolve_renderers(soundfonts, numpy_fallback, cfg.sr)
         from paperlib.core import progress_bar
         parts = [render_class(renderers, c, n_per_class, cfg, seed, stream)
-                 for c in progress_bar(range(len(SOUND_OBJECTS)), desc=f"render {'+'.join(renderers)}", disable=not progress)]
+                 for c in progress_bar(labels, desc=f"render {'+'.join(renderers)}", disable=not progress)]
         return {"waveform": np.concatenate([p["waveform"] for p in parts]),
                 "spectrogram": np.concatenate([p["spectrogram"] for p in parts]),
-                "y": np.repeat(np.arange(len(SOUND_OBJECTS)), n_per_class).astype(np.int64),
+                "y": np.repeat(np.asarray(labels), n_per_class).astype(np.int64),
                 "meta": [m for p in parts for m in p["meta"]],
                 "skipped": [s for r in renderers.values() for s in skipped_presets(r)]}
-    key = pool_key(soundfonts, n_per_class, cfg, seed, stream, numpy_fallback)
+    key = pool_key(soundfonts, n_per_class, cfg, seed, stream, numpy_fallback, classes)
     pool, cached = load_or_build("recognize", key, build, enabled=use_cache)
     return {**pool, "cached": cache_path("recognize", key).name if cached else None}
 
@@ -454,6 +474,267 @@ def build_dataset(train_soundfonts: Sequence[str] = ("FluidR3_GM",), test_soundf
     X = {r: v.reshape(len(v), 32, 32) for r, v in X.items()}
     return SoundObjectSet(X, y, split, pd.DataFrame(meta), CLASS_NAMES, source, test_source, notes, skipped)
 
+# %% ../../nbs/50_recognize_data.ipynb #5e3897ec
+import functools
+import struct
+
+_GEN_INSTRUMENT, _GEN_KEYRANGE, _GEN_VELRANGE, _GEN_SAMPLEID = 41, 43, 44, 53   # SoundFont 2.04 generator ids
+
+def _riff_chunks(b: bytes, start: int, stop: int):
+    "(id, data offset, size) of the RIFF chunks in b[start:stop]."
+    while start + 8 <= stop:
+        cid, size = b[start:start + 4], struct.unpack_from("<I", b, start + 4)[0]
+        yield cid, start + 8, size
+        start += 8 + size + (size & 1)
+
+def _recording_id(index: int, name: str, kind: int) -> str:
+    """One id per recording: a mono sample is its index; the two channels of a stereo pair (sample type 2 right, 4 left)
+    are one recording, named by the sample name without its channel suffix ('Std Snr 1(L)' -> 'Std Snr 1'), because
+    FluidR3_GM leaves the pairs' link fields at 0."""
+    import re
+    return f"stereo:{re.sub(r'[ _-]*[(]?[LR][)]?$', '', name)}" if kind & 6 else f"s{index}"
+
+@functools.lru_cache(maxsize=8)
+def _zones_cached(path: str, size: int, mtime_ns: int) -> dict:
+    b = Path(path).read_bytes()
+    if b[:4] != b"RIFF" or b[8:12] != b"sfbk":
+        raise DataError(f"{path} is not a SoundFont 2 file (no RIFF sfbk header).", "pass a .sf2 or .sf3 file.")
+    pdta = next(((o + 4, o + s) for cid, o, s in _riff_chunks(b, 12, len(b)) if cid == b"LIST" and b[o:o + 4] == b"pdta"), None)
+    if pdta is None: raise DataError(f"{path} has no preset data (pdta chunk).", "pass an intact .sf2 or .sf3 file.")
+    t = {cid.decode("latin1"): (o, s) for cid, o, s in _riff_chunks(b, *pdta)}
+    def recs(name, fmt):
+        o, s = t[name]; n = struct.calcsize(fmt)
+        return [struct.unpack_from(fmt, b, o + i * n) for i in range(s // n)]
+    phdr, pbag, pgen = recs("phdr", "<20sHHHIII"), recs("pbag", "<HH"), recs("pgen", "<HH")
+    inst, ibag, igen, shdr = recs("inst", "<20sH"), recs("ibag", "<HH"), recs("igen", "<HH"), recs("shdr", "<20sIIIIIBbHH")
+    def zones(bag_start, bag_stop, bags, gens):
+        return [dict(gens[bags[z][0]:bags[z + 1][0]]) for z in range(bag_start, bag_stop)]
+    rng = lambda amount: (amount & 0xFF, amount >> 8)          # a range generator: lo byte, hi byte
+    out = {}
+    for i, h in enumerate(phdr[:-1]):                          # the last record is the terminal 'EOP'
+        rows = []
+        for pz in zones(h[3], phdr[i + 1][3], pbag, pgen):
+            if _GEN_INSTRUMENT not in pz: continue             # a global zone
+            pk, pv, ins = rng(pz.get(_GEN_KEYRANGE, 0x7F00)), rng(pz.get(_GEN_VELRANGE, 0x7F00)), pz[_GEN_INSTRUMENT]
+            for iz in zones(inst[ins][1], inst[ins + 1][1], ibag, igen):
+                if _GEN_SAMPLEID not in iz: continue
+                ik, iv, si = rng(iz.get(_GEN_KEYRANGE, 0x7F00)), rng(iz.get(_GEN_VELRANGE, 0x7F00)), iz[_GEN_SAMPLEID]
+                s = shdr[si]; name = s[0].split(b"\0")[0].decode("latin1")
+                rows.append((max(pk[0], ik[0]), min(pk[1], ik[1]), max(pv[0], iv[0]), min(pv[1], iv[1]),
+                             _recording_id(si, name, s[9]), name))
+        out[(int(h[2]), int(h[1]))] = (h[0].split(b"\0")[0].decode("latin1"), rows)
+    return out
+
+def soundfont_zones(path) -> dict:
+    """The sample zones of every preset of a SoundFont file: {(bank, program): (preset name, rows)}, each row
+    (key_lo, key_hi, vel_lo, vel_hi, recording id (`_recording_id`), sample name). Read once per file."""
+    p = Path(path)
+    if not p.is_file(): raise DataError(f"SoundFont {p} does not exist.", "pass the path of a .sf2/.sf3 file.")
+    st = p.stat()
+    return _zones_cached(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+def note_recording(zones: dict, bank: int, program: int, pitch: int, velocity: int) -> frozenset:
+    "The samples (ids) that preset (bank, program) plays for one key at one velocity: the note's recording."
+    rows = zones.get((int(bank), int(program)), ("", []))[1]
+    return frozenset(r[4] for r in rows if r[0] <= pitch <= r[1] and r[2] <= velocity <= r[3])
+
+# %% ../../nbs/50_recognize_data.ipynb #4aa39a02
+AVL_KITS: dict[str, Path] = {"Black_Pearl_4_LV2": Path("/usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2"),
+                             "Red_Zeppelin_4_LV2": Path("/usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2")}
+
+def find_avl_kits() -> dict[str, Path]:
+    """The AVL drum kits installed here (Debian `avldrums.lv2-soundfont`, multi-velocity recordings of two real kits),
+    by name; none when FluidSynth is missing or under PAPERLIB_FALLBACKS_ONLY."""
+    from paperlib.core import fallbacks_only
+    from paperlib.synth import renderer_present
+    found = {} if fallbacks_only() else {k: p for k, p in AVL_KITS.items() if p.is_file()}
+    return found if found and renderer_present(str(next(iter(found.values())))) else {}
+
+def soundfont_path(name) -> Path:
+    "The file of a SoundFont given by name ('FluidR3_GM', 'Black_Pearl_4_LV2', a renderer name) or path."
+    from paperlib.synth import SOUNDFONT_PATHS
+    return {**SOUNDFONT_PATHS, **AVL_KITS}.get(str(name), Path(str(name)))
+
+class BankZeroKit:
+    """A SoundFont whose drum kits are bank-0 presets (both AVL kits), played as a GM drum kit: `drum_kits()` lists its
+    bank-0 presets, `render(..., drum=True)` plays them on a melodic channel, where FluidSynth looks bank-0 presets up.
+    It offers no melodic programs (`presets(0)` is empty), so it can play drum classes only. Wraps a `SoundFontRenderer`."""
+    bank = 0
+
+    def __init__(self, renderer):
+        self.inner, self.path, self.sr, self.name = renderer, renderer.path, renderer.sr, renderer.name
+
+    @property
+    def provenance(self) -> dict: return self.inner.provenance
+    def reset(self) -> None: self.inner.reset()
+    def presets(self, bank: int = 0) -> dict[int, str]: return self.inner.presets(0) if bank == 128 else {}
+    def drum_kits(self) -> dict[int, str]: return self.inner.presets(0)
+
+    def render(self, program: int, pitch: int, velocity: int = 100, note_on: float = 0.0, note_off: float = 3.0,
+               duration: float = 4.0, drum: bool = False, bank: int = 0) -> np.ndarray:
+        "One hit of kit `program` (a bank-0 preset), as `SoundFontRenderer.render`."
+        return self.inner.render(program, pitch, velocity, note_on, note_off, duration, drum=False, bank=0)
+
+# %% ../../nbs/50_recognize_data.ipynb #3c39ce40
+def _kit_bank(soundfont: str) -> int:
+    "The bank that holds the drum kits of a SoundFont file: 128 (GM), or 0 for a bank-0 kit file (AVL)."
+    z = soundfont_zones(soundfont_path(soundfont))
+    return 128 if any(b == 128 for b, _ in z) else 0
+
+def _class_samples(soundfont: str, label: int, program: int, velocities: tuple[int, int] = (50, 127)) -> frozenset:
+    "Every sample that preset `program` of `soundfont` can play for class `label` at the velocities drawn."
+    obj = SOUND_OBJECTS[label]
+    z = soundfont_zones(soundfont_path(soundfont))
+    bank = _kit_bank(soundfont) if obj.instrument == "drums" else 0
+    pitches = {p for v in range(len(obj.voicings)) for p in _voicing_pitches(obj, v)}
+    lo, hi = velocities
+    rows = z.get((bank, int(program)), ("", []))[1]
+    return frozenset(r[4] for r in rows for p in pitches if r[0] <= p <= r[1] and r[2] <= hi and r[3] >= lo)
+
+def _components(nodes: list, samples: dict) -> dict:
+    "Connected components of `nodes` that share any sample: {node: smallest node of its component}."
+    parent = {n: n for n in nodes}
+    def find(n):
+        while parent[n] != n: parent[n] = parent[parent[n]]; n = parent[n]
+        return n
+    owner = {}
+    for n in nodes:
+        for s in samples[n]:
+            if s in owner: parent[find(n)] = find(owner[s])
+            else: owner[s] = n
+    return {n: min(m for m in nodes if find(m) == find(n)) for n in nodes}
+
+def recording_groups(meta, velocities: tuple[int, int] = (50, 127)) -> np.ndarray:
+    """The recording group of every example (str (n,)): '<class>|<soundfont>|<preset>' for drums, where presets that share
+    a sample of the class are one group, and 'guitar|<soundfont>|<program>' for guitars, where programs sharing a sample
+    of any guitar class are one group. The NumPy fallback has no samples: each preset is its own group.
+
+    meta : DataFrame with columns label, instrument, soundfont, program (one recipe per example)."""
+    import pandas as pd
+    m = pd.DataFrame(meta).reset_index(drop=True)
+    out = np.empty(len(m), dtype=object)
+    for (family, sf), idx in m.groupby([np.where(m.instrument == "drums", m["class"], "guitar"), m.soundfont]).groups.items():
+        sub = m.loc[idx]
+        progs = sorted(sub.program.unique().tolist())
+        if sf == "numpy-synth":
+            comp = {p: p for p in progs}
+        else:
+            labels = sorted(sub.label.unique().tolist())
+            comp = _components(progs, {p: frozenset().union(*[_class_samples(sf, l, p, velocities) for l in labels]) for p in progs})
+        out[np.asarray(idx)] = [f"{family}|{sf}|{comp[p]}" for p in sub.program]
+    return out.astype(str)
+
+def recording_table(meta, velocities: tuple[int, int] = (50, 127)):
+    """Per class and library: presets drawn, distinct recordings (samples they can play for the class at the velocities
+    drawn), recording groups (sample-disjoint preset sets, `recording_groups`) and the share of the largest group."""
+    import pandas as pd
+    m = pd.DataFrame(meta).assign(group=recording_groups(meta, velocities))
+    rows = []
+    for (label, sf), sub in m.groupby(["label", "soundfont"], sort=True):
+        recs = (len(sub.program.unique()) if sf == "numpy-synth" else
+                len(frozenset().union(*[_class_samples(sf, label, p, velocities) for p in sub.program.unique()])))
+        share = sub.group.value_counts(normalize=True)
+        rows.append({"class": CLASS_NAMES[label], "library": sf, "presets drawn": sub.program.nunique(),
+                     "distinct recordings": recs, "recording groups": len(share),
+                     "largest group share": round(float(share.iloc[0]), 3)})
+    return pd.DataFrame(rows)
+
+# %% ../../nbs/50_recognize_data.ipynb #5b7e753b
+def choose_held_out(groups, seed: int = 0, target: float = 0.25, max_share: float = 0.5) -> tuple[list, list]:
+    """Which recording groups to hold out: per family (a drum class, or all guitar classes of a library), groups in a seeded
+    random order are added while the held-out share of the family's examples is below `target`, skipping any that would
+    push it over `max_share`. Returns (held-out groups, families where nothing can be held out: a single group, or every
+    group larger than `max_share`)."""
+    from paperlib.core import rng
+    g = np.asarray(groups, dtype=str)
+    fam = np.asarray(["|".join(s.split("|")[:2]) for s in g])
+    held, stuck = [], []
+    for k, f in enumerate(sorted(set(fam))):
+        names, counts = np.unique(g[fam == f], return_counts=True)
+        share = counts / counts.sum()
+        got = 0.0
+        for i in rng(seed, "unseen-recordings", k).permutation(len(names)):
+            if got >= target: break
+            if got + share[i] <= max_share: held.append(str(names[i])); got += share[i]
+        if got == 0: stuck.append(f)
+    return held, stuck
+
+def unseen_split(y, groups, fractions=(0.7, 0.2, 0.1), seed: int = 0, target: float = 0.25, max_share: float = 0.5):
+    """The *unseen recordings* protocol: whole recording groups (`choose_held_out`) are the test split, validation is drawn
+    from the rest with the train : validation ratio of `fractions` (`paperlib.train.split(groups=..., test_groups=...)`).
+    Returns (split (n,) str, held-out groups, families that could not be held out)."""
+    from paperlib.train import split as stratified_split
+    held, stuck = choose_held_out(groups, seed, target, max_share)
+    if not held:
+        raise DataError("no recording group can be held out: every class has a single group of presets.",
+                        "render from a SoundFont with several sample-disjoint kits and guitar programs.")
+    return stratified_split(y, fractions, seed=seed, stream="unseen-split", groups=groups, test_groups=held), held, stuck
+
+# %% ../../nbs/50_recognize_data.ipynb #aa317859
+def max_normalized_xcorr(a: np.ndarray, b: np.ndarray) -> float:
+    """max over lags of |sum_t a[t] b[t + lag]| / (||a|| ||b||), in [0, 1]: 1 when b is a (shifted, scaled, inverted) copy
+    of a. a, b : 1-D float arrays (any lengths); FFT cross-correlation with zero padding (no wrap)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    na, nb = np.sqrt(np.sum(a * a)), np.sqrt(np.sum(b * b))   # not np.linalg.norm: a BLAS call that stalls on a busy machine
+    if na == 0 or nb == 0: return float("nan")
+    n = 1 << int(np.ceil(np.log2(len(a) + len(b) - 1)))
+    c = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
+    return float(np.abs(c).max() / (na * nb))
+
+def similarity_notes(kinds: Sequence[str] = ("drums", "guitar"), velocities: Sequence[int] = (64, 112)) -> list[dict]:
+    """The identical notes compared between two libraries: every key of the 8 drum classes on each library's first kit,
+    and the single-note pitches 43, 47, 59 plus the chord notes 58, 62, 63, 65 on the 8 GM guitar programs, at `velocities`."""
+    notes = []
+    if "drums" in kinds:
+        keys = sorted({k for o in SOUND_OBJECTS if o.instrument == "drums" for k in o.voicings})
+        notes += [{"instrument": "drums", "program": None, "pitch": k, "velocity": v} for k in keys for v in velocities]
+    if "guitar" in kinds:
+        notes += [{"instrument": "guitar", "program": p, "pitch": k, "velocity": v}
+                  for p in GUITAR_PROGRAMS for k in (43, 47, 58, 59, 62, 63, 65) for v in velocities]
+    return notes
+
+def library_renderer(soundfont, sr: int = 44100):
+    "A renderer of one SoundFont name or path (a bank-0 drum-kit file such as the AVL kits comes wrapped in `BankZeroKit`)."
+    return next(iter(_resolve_renderers([str(soundfont)], False, sr).values()))
+
+def library_similarity(sf_a, sf_b, notes: Sequence[dict], cfg: SoundConfig = SoundConfig()):
+    """Per note: the maximum normalised cross-correlation (`max_normalized_xcorr`) of the same note (program, key,
+    velocity) rendered dry from two libraries (names, paths or renderers), 0.25 s from the key-down. Drums play each
+    library's first kit. Returns a DataFrame (instrument, program, pitch, velocity, similarity); notes silent in either
+    library are dropped."""
+    import pandas as pd
+    ra, rb = (sf if hasattr(sf, "render") else library_renderer(sf, cfg.sr) for sf in (sf_a, sf_b))
+    rows, kit = [], {}
+    for n in notes:
+        drum = n["instrument"] == "drums"
+        if drum and not kit: kit = {id(r): min(r.drum_kits()) for r in (ra, rb)}    # each library's first kit
+        ya, yb = ((r.render(kit[id(r)] if drum else n["program"], n["pitch"], n["velocity"], 0.0, cfg.window_s,
+                            cfg.window_s, drum=drum)) for r in (ra, rb))
+        if min(np.abs(ya).max(), np.abs(yb).max()) < SILENT_PEAK: continue
+        rows.append({**n, "similarity": max_normalized_xcorr(ya, yb)})
+    return pd.DataFrame(rows)
+
+# %% ../../nbs/50_recognize_data.ipynb #b69cbdbd
+def load_pool(soundfonts: Sequence[str], per_class: int, seed: int = 0, cfg: SoundConfig = SoundConfig(),
+              classes: Sequence[int] | None = None, stream: int = 0, use_cache: bool = True, progress: bool = False) -> dict:
+    """`per_class` rendered examples of each class in `classes` (None: all 13) from `soundfonts` (cached like
+    `build_dataset`'s pools, no split): {'X': {representation: (N, 32, 32)}, 'y': (N,), 'meta': DataFrame,
+    'source': provenance dict}. For libraries the study does not train on by default (TimGM6mb as a training library,
+    the AVL kits for the drum classes)."""
+    import pandas as pd
+    pool = _render_pool(soundfonts, per_class, cfg, seed, stream, False, use_cache, progress, classes)
+    names = sorted({m["soundfont"] for m in pool["meta"]})
+    return {"X": {r: pool[r].reshape(len(pool[r]), 32, 32) for r in REPRESENTATIONS}, "y": pool["y"],
+            "meta": pd.DataFrame(pool["meta"]),
+            "source": {"name": f"gm-soundfonts:{'+'.join(names)}", "kind": "rendered", "soundfonts": names,
+                       "fingerprint": cache_key(sorted(soundfont_ids(soundfonts))), "per_class": per_class,
+                       "n_clips": len(pool["y"])}}
+
+# %% ../../nbs/50_recognize_data.ipynb #3b716dcb
+ROTATION_CLASSES: tuple[int, ...] = tuple(i for i, o in enumerate(SOUND_OBJECTS)
+                                          if o.instrument == "drums" and o.name not in KIT_EXCLUSIONS["4pc"])
+"The drum classes every drum family can play (the AVL 4-piece kits have no small tom): the classes of the drum rotations."
+
 # %% ../../nbs/50_recognize_data.ipynb #8d0f4c2e
 @dataclass(frozen=True)
 class RecognizeSettings:
@@ -475,10 +756,22 @@ class RecognizeSettings:
     ablation: tuple[str, ...] = ("softmax", "nn", "cnn")  # models retrained on raw, unscaled inputs
     standardize: bool = True                  # z-score every input value with the training split's statistics
     threads: int | None = 1                   # torch CPU threads while training and scoring (None: torch's default)
+    seeds: int = 5                            # training seeds of softmax regression and the network in every protocol
+    cnn_seeds: int = 5                        # ... of the CNN (quick: 1 per protocol)
+    cnn_protocols: tuple[str, ...] = ("seen", "unseen", "reverse", "rotation")  # where the CNN is trained (else: full only)
+    cnn_unseen_reps: tuple[str, ...] = ("waveform", "spectrogram")  # representations of the CNN under unseen recordings
+    held_out_share: tuple[float, float] = (0.25, 0.5)   # unseen recordings: target and largest held-out share of a class
+    rotation_per_class: int = 480             # drum rotations: examples per class from each drum family
+    rotation_reps: tuple[str, ...] = ("waveform", "spectrogram")   # drum rotations: representations trained
+    transfer_seeds: int = 5                   # reverse cross-library and drum rotations: seeds of softmax regression and the network
+    n_boot: int = 2000                        # bootstrap resamples of every interval over test examples
 
 RECOGNIZE_SETTINGS = {
     "smoke": RecognizeSettings(per_class=10, iterations=20, cnn_iterations=3, batch_size=16, eval_every=5, cnn_eval_every=3,
-                               n_curve_train=100, cnn_n_curve=50, hidden_sizes=(10, 50), ablation=("softmax",)),
-    "quick": RecognizeSettings(cnn_iterations=200, cnn_n_curve=300, ablation=("softmax", "nn")),
-    "full": RecognizeSettings(n_curve_train=1248, sweep_seeds=3),
+                               n_curve_train=100, cnn_n_curve=50, hidden_sizes=(10, 50), ablation=("softmax",), seeds=2,
+                               cnn_seeds=1, cnn_protocols=("seen",), cnn_unseen_reps=(), rotation_per_class=10, transfer_seeds=2, n_boot=200),
+    "quick": RecognizeSettings(cnn_iterations=200, cnn_n_curve=300, ablation=("softmax", "nn"), sweep_seeds=5, cnn_seeds=1,
+                               cnn_protocols=("seen", "unseen"), cnn_unseen_reps=("spectrogram",), rotation_per_class=240,
+                               rotation_reps=("spectrogram",), transfer_seeds=3),
+    "full": RecognizeSettings(n_curve_train=1248, sweep_seeds=5),
 }

@@ -22,7 +22,7 @@ from ..train import TrainConfig, fit, predict_classes, threads
 # %% auto #0
 __all__ = ['MODELS', 'MODEL_NAMES', 'PAPER_VALUES', 'ModelConfig', 'SoftmaxRegression', 'OneHiddenLayerNet', 'LeNetCNN',
            'build_model', 'n_parameters', 'step', 'Standardizer', 'TrainResult', 'train_model', 'train_config',
-           'curve_sizes', 'train_named']
+           'curve_sizes', 'train_named', 'train_seeds', 'correct_matrix', 'accuracy_summary', 'all_of']
 
 # %% ../../nbs/51_recognize_models.ipynb #f3c84b20
 @dataclass(frozen=True)
@@ -183,6 +183,41 @@ def train_named(name: str, train: tuple, val: tuple, S: RecognizeSettings, hidde
     model = build_model(name, ModelConfig(hidden=hidden), seed=seed)
     return train_model(model, *train, *val, train_config(S, name, seed), n_tr, n_va,
                        S.standardize if standardize is None else standardize, device, progress)
+
+# %% ../../nbs/51_recognize_models.ipynb #903cdbb7
+def train_seeds(name: str, train: tuple, val: tuple, S: RecognizeSettings, seeds, hidden: int = 50,
+                standardize: bool | None = None, device="cpu", curves: bool = True) -> list[TrainResult]:
+    """`train_named` once per seed in `seeds`; only the first run records a learning curve when `curves` (the others, and all
+    runs without `curves`, are scored once, after their last step: the curve evaluations cost about as much as training)."""
+    from dataclasses import replace
+    quiet = replace(S, eval_every=S.iterations, cnn_eval_every=S.cnn_iterations)
+    return [train_named(name, train, val, S if (curves and k == 0) else quiet, hidden, int(s), standardize, device)
+            for k, s in enumerate(seeds)]
+
+def correct_matrix(results, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    "float (n_runs, n): 1 where run k classifies example i of (X, y) correctly, else 0."
+    return np.stack([r.predict(X) == np.asarray(y) for r in results]).astype(float)
+
+def accuracy_summary(correct: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Accuracy of one model trained from k seeds, scored on the same n test examples (`correct`: (k, n) 0/1).
+
+    Returns accuracy (mean over seeds), lo / hi (bootstrap 95 % interval over the test examples of the seed-averaged
+    per-example correctness), seeds, seed_sd and seed_lo / seed_hi (Student t interval over seeds; NaN for one seed)."""
+    from paperlib.stats import bootstrap_ci, seed_interval
+    c = np.atleast_2d(np.asarray(correct, float))
+    per_seed = c.mean(1)
+    _, lo, hi = bootstrap_ci(c.mean(0), n_boot=n_boot, seed=seed)
+    _, s_lo, s_hi = seed_interval(per_seed) if len(per_seed) > 1 else (np.nan, np.nan, np.nan)
+    return {"accuracy": float(per_seed.mean()), "lo": lo, "hi": hi, "seeds": len(per_seed),
+            "seed_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else np.nan, "seed_lo": s_lo, "seed_hi": s_hi}
+
+def all_of(verdicts) -> str:
+    """The verdict of "every one of these holds": holds if all hold, does not hold if any does not, else inconclusive;
+    'not testable here' if any part is."""
+    v = list(verdicts)
+    if any(x.startswith("not testable") for x in v): return "not testable here"
+    if all(x == "holds" for x in v): return "holds"
+    return "does not hold" if any(x == "does not hold" for x in v) else "inconclusive"
 
 # %% ../../nbs/51_recognize_models.ipynb #c41a1f3e
 PAPER_VALUES: tuple[PaperValue, ...] = (
