@@ -332,7 +332,7 @@ UVAC_SETTINGS = {
                           epochs={"digits": 1, "tau": 1, "us8k": 1}, pretrain_frac=0.5, seeds=(0,), batch_size=16,
                           lr_start=3e-3, lr_end=3e-4, lambdas=_LAMBDAS, uvac_lambdas=_UVAC_LAMBDAS, embed_max=200,
                           threads=1, kernel=4, padding=1, digit_inputs=("peak", "magnitude"), n_boot=200, n_perm=99),
-    "quick": UVACSettings(digits_per_speaker_digit=None, tau_per_class=30, us8k_per_class=40,
+    "quick": UVACSettings(digits_per_speaker_digit=None, tau_per_class=30, us8k_per_class=30,
                           shapes={"digits": (32, 32), "tau": (32, 48), "us8k": (32, 32)},
                           epochs={"digits": 10, "tau": 30, "us8k": 25}, pretrain_frac=0.2, seeds=(0,), batch_size=32,
                           lr_start=3e-3, lr_end=3e-4, lambdas=_LAMBDAS, uvac_lambdas=_UVAC_LAMBDAS, embed_max=600,

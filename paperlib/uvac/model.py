@@ -114,10 +114,11 @@ class CatUVAC(nn.Module):
         "Mean of p(x|y,z), (batch, 1, bins, frames)."
         return self.p_x_yz(broadcast_channels(torch.cat([z, y], dim=1), self.cfg.grid))
 
-    def forward(self, x: torch.Tensor, tau: float = 1.0) -> dict:
-        "One stochastic pass: y ~ GS(pi, tau) (9), z ~ q(z|x,y) by reparameterisation, x_hat = p(x|y,z)."
+    def forward(self, x: torch.Tensor, tau: float = 1.0, hard: bool = False) -> dict:
+        """One stochastic pass: y ~ GS(pi, tau) (9), z ~ q(z|x,y) by reparameterisation, x_hat = p(x|y,z).
+        `hard=True`: y is the one-hot of the sample with the soft sample's gradient (straight-through; not the paper's)."""
         logits = self.logits(x)
-        y = F.gumbel_softmax(logits, tau=tau, hard=False)
+        y = F.gumbel_softmax(logits, tau=tau, hard=hard)
         mu, logvar = self.encode_z(x, y)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         return {"logits": logits, "y": y, "mu": mu, "logvar": logvar, "z": z, "x_hat": self.decode(y, z)}
