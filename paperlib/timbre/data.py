@@ -5,23 +5,27 @@
 # %% ../../nbs/20_timbre_data.ipynb #4e54ea53
 from __future__ import annotations
 
+import functools
+import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..cache import array_digest, cache_key, load_or_build
-from ..core import ConfigError, DataError, check_choice, check_positive
+from ..core import ConfigError, DataError, check_choice, check_positive, rng
 from ..data import Clips, data_root, load_nsynth, resolve_source
-from ..synth import get_renderer, soundfont_fingerprint
+from ..synth import find_soundfonts, get_renderer, soundfont_fingerprint
 from ..train import split
 
 # %% auto #0
 __all__ = ['FAMILIES', 'SOURCES_NSYNTH', 'VELOCITIES', 'SR', 'NOTE_SECONDS', 'NOTE_OFF', 'N_SAMPLES', 'GM_FAMILY_ROWS',
-           'GM_EXCLUDED', 'PITCHES', 'N_FFT', 'HOP', 'N_BINS', 'DB_FLOOR', 'N_MELS_BASELINE', 'TIMBRE_SETTINGS',
-           'gm_family_table', 'plan_notes', 'renderer_id', 'render_note_set', 'load_gm_nsynth', 'load_numpy_nsynth',
-           'load_note_sets', 'n_frames', 'stft_frames78', 'log_magnitude_db', 'NoteSet', 'prepare_arrays',
-           'TimbreSettings', 'note_set_name', 'load_study_notes']
+           'GM_EXCLUDED', 'PITCHES', 'N_FFT', 'HOP', 'N_BINS', 'DB_FLOOR', 'N_MELS_BASELINE', 'PROTOCOLS',
+           'TIMBRE_SETTINGS', 'gm_family_table', 'plan_notes', 'renderer_id', 'render_note_set', 'load_gm_nsynth',
+           'load_numpy_nsynth', 'load_note_sets', 'soundfont_zones', 'note_samples', 'note_recordings',
+           'shares_recording', 'n_frames', 'stft_frames78', 'log_magnitude_db', 'NoteSet', 'prepare_arrays',
+           'TimbreSettings', 'study_seeds', 'heldout_programs', 'note_set_name', 'load_study_notes']
 
 # %% ../../nbs/20_timbre_data.ipynb #7f7006d2
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal")
@@ -277,6 +281,77 @@ def load_note_sets(data_source: str = "auto", train_soundfonts: Sequence[str] = 
             unseen[c.meta.soundfont[0]] = c
     return train, unseen
 
+# %% ../../nbs/20_timbre_data.ipynb #f56c30c7
+def _riff_chunks(buf: bytes, start: int, end: int):
+    "(id, data offset, size) of the RIFF sub-chunks of `buf[start:end]`."
+    i = start
+    while i + 8 <= end:
+        size = struct.unpack_from("<I", buf, i + 4)[0]
+        yield buf[i:i + 4].decode("latin-1"), i + 8, size
+        i += 8 + size + (size & 1)
+
+def _zones(bags, gens, b0: int, b1: int, link_op: int) -> list[dict]:
+    "The zones of one preset (link: instrument, op 41) or instrument (link: sample, op 53); a global zone gives defaults."
+    out, default = [], {"key": (0, 127), "vel": (0, 127)}
+    for b in range(b0, b1):
+        z = dict(default, link=None)
+        for g in range(bags[b][0], bags[b + 1][0]):
+            op, amount = gens[g]
+            if op in (43, 44): z["key" if op == 43 else "vel"] = (amount & 0xFF, amount >> 8)   # keyRange, velRange
+            elif op == link_op: z["link"] = amount
+        if z["link"] is not None: out.append(z)
+        elif b == b0: default = {"key": z["key"], "vel": z["vel"]}                             # the global zone
+    return out
+
+@functools.lru_cache(maxsize=8)
+def soundfont_zones(path: str) -> tuple[dict, list]:
+    """The key and velocity zones of a SoundFont 2 file (its `pdta` chunk, read with `struct`).
+
+    Returns ({(bank, program): [preset zone {'key': (lo, hi), 'vel': (lo, hi), 'link': instrument index}]},
+    [instrument zones, same form, 'link' = sample index in the file's sample headers])."""
+    with open(path, "rb") as f: buf = f.read()
+    if buf[:4] != b"RIFF" or buf[8:12] != b"sfbk":
+        raise DataError(f"{path} is not a SoundFont 2 file (no RIFF sfbk header).", "pass an .sf2 file.")
+    pdta = {}
+    for cid, s, n in _riff_chunks(buf, 12, len(buf)):
+        if cid == "LIST" and buf[s:s + 4] == b"pdta":
+            pdta = {sid: buf[ss:ss + sn] for sid, ss, sn in _riff_chunks(buf, s + 4, s + n)}
+    need = {"phdr", "pbag", "pgen", "inst", "ibag", "igen"}
+    if not need <= set(pdta):
+        raise DataError(f"{path} lacks the SoundFont chunks {sorted(need - set(pdta))}.", "the file is truncated or not an SF2.")
+    rec = lambda name, fmt: list(struct.iter_unpack(fmt, pdta[name]))
+    phdr, pbag, pgen = rec("phdr", "<20sHHHIII"), rec("pbag", "<HH"), rec("pgen", "<HH")
+    inst, ibag, igen = rec("inst", "<20sH"), rec("ibag", "<HH"), rec("igen", "<HH")
+    instruments = [_zones(ibag, igen, inst[i][1], inst[i + 1][1], 53) for i in range(len(inst) - 1)]
+    presets = {(h[2], h[1]): _zones(pbag, pgen, h[3], phdr[i + 1][3], 41) for i, h in enumerate(phdr[:-1])}
+    return presets, instruments
+
+def note_samples(path, program: int, pitch: int, velocity: int, bank: int = 0) -> frozenset:
+    """The recordings a note plays: indices of the SoundFont samples whose preset and instrument zones contain
+    (`pitch`, `velocity`) for `program` of `bank` (two for a stereo pair, more for layered presets)."""
+    presets, instruments = soundfont_zones(str(path))
+    inside = lambda z: z["key"][0] <= pitch <= z["key"][1] and z["vel"][0] <= velocity <= z["vel"][1]
+    return frozenset(iz["link"] for pz in presets.get((bank, int(program)), []) if inside(pz)
+                     for iz in instruments[pz["link"]] if inside(iz))
+
+def note_recordings(meta, soundfont: str) -> list | None:
+    """Per note of `meta` (columns program, pitch, velocity): the frozenset of 'SoundFont:sample' recordings it plays,
+    or None when `soundfont` has no samples to read (the NumPy synthesiser) or is not found."""
+    try:
+        path = getattr(get_renderer(soundfont, sr=SR), "path", None) if soundfont != "numpy" else None
+    except DataError:
+        return None
+    if path is None or not str(path).endswith(".sf2"): return None
+    name = Path(path).stem
+    return [frozenset(f"{name}:{s}" for s in note_samples(path, p, k, v))
+            for p, k, v in zip(meta.program, meta.pitch, meta.velocity)]
+
+def shares_recording(recordings: Sequence, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    "Boolean (n,): the test notes that play a recording which some training note also plays (False elsewhere)."
+    seen = set().union(*[recordings[i] for i in np.flatnonzero(train)])
+    return np.array([bool(test[i]) and bool(recordings[i] & seen) for i in range(len(recordings))])
+
+
 # %% ../../nbs/20_timbre_data.ipynb #71fbb6ca
 N_FFT, HOP = 1024, 512     # 64 ms Hann windows every 32 ms at 16 kHz
 N_BINS = N_FFT // 2 + 1    # 513
@@ -309,6 +384,9 @@ def log_magnitude_db(S: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(log_magnitude(S, power=1.0, amin=10 ** (DB_FLOOR / 20), top_db=None), dtype=np.float32)
 
 # %% ../../nbs/20_timbre_data.ipynb #c21c0545
+PROTOCOLS = {"notes": "split", "programs": "split_programs", "autoencoder": "split_autoencoder"}
+"The splits of a note set: protocol -> its column in `NoteSet.meta` ('train' / 'test'; 'unseen' for other SoundFonts)."
+
 @dataclass
 class NoteSet:
     """One set of notes and its prepared arrays.
@@ -316,7 +394,8 @@ class NoteSet:
     Attributes
     ----------
     name : e.g. the SoundFont's name.
-    meta : DataFrame (n rows) in NSynth's fields; column ``split`` is 'train', 'test' or 'unseen'.
+    meta : DataFrame (n rows) in NSynth's fields; columns ``split`` (held-out notes), ``split_programs``
+        (held-out programs) and ``split_autoencoder`` are 'train', 'test' or 'unseen' (`PROTOCOLS`).
     audio : float32 (n, 40000) at 16 kHz.
     logmag : float32 (n, 513, 78) log-magnitude in dB.
     logmel : float32 (n, 16, 78) log-mel in dB.
@@ -338,9 +417,10 @@ class NoteSet:
         "Family index per note (NSynth's `instrument_family`), int64 (n,)."
         return np.array([FAMILIES.index(f) for f in self.meta.instrument_family_str], dtype=np.int64)
 
-    def mask(self, split: str) -> np.ndarray:
-        "Boolean (n,) mask of the notes in `split`."
-        return (self.meta["split"] == split).to_numpy()
+    def mask(self, split: str, protocol: str = "notes") -> np.ndarray:
+        """Boolean (n,) mask of the notes in `split` ('train' / 'test' / 'unseen') under `protocol` (`PROTOCOLS`:
+        'notes', held-out notes; 'programs', held-out programs; 'autoencoder', the notes the autoencoder learns from)."""
+        return (self.meta[PROTOCOLS[check_choice("protocol", protocol, PROTOCOLS)]] == split).to_numpy()
 
 def prepare_arrays(clips: Clips, name: str, cache: bool = True) -> NoteSet:
     """Compute (or load from the cache entry `timbre-arrays/<key>`, keyed on the audio's content) the log-magnitude
@@ -380,14 +460,37 @@ class TimbreSettings:
     tsne_iter: int = 500                # t-SNE iterations (Fig. 2)
     min_pairs: int = 8                  # paired notes a ridge map needs (Fig. 3)
     griffin_lim_iter: int = 64          # Griffin-Lim iterations when decoding to audio
+    heldout_fraction: float = 0.25      # protocol 'programs': this share of each family's programs held out whole
+    n_seeds: int = 5                    # seeds of a run, see `seed_scope`
+    seed_scope: str = "classifiers"     # 'classifiers': one note plan, split and autoencoder, the classifiers over
+                                        # `n_seeds` seeds; 'all': every seed its own note plan, splits, autoencoder, classifiers
 
 TIMBRE_SETTINGS = {
     "smoke": TimbreSettings(per_family=6, test_fraction=0.34, ae_hidden=16, ae_epochs=2, ae_batch_size=16, mlp_epochs=5,
-                            tsne_iter=250),
+                            tsne_iter=250, n_seeds=2),
     "quick": TimbreSettings(per_family=100, test_fraction=0.25, ae_hidden=128, ae_epochs=24, tsne_iter=500),
-    "full": TimbreSettings(per_family=150, test_fraction=0.25, ae_hidden=128, ae_epochs=80, tsne_iter=1000),
+    "full": TimbreSettings(per_family=150, test_fraction=0.25, ae_hidden=128, ae_epochs=80, tsne_iter=1000, seed_scope="all"),
 }
 "The settings per profile (`S = run.pick(TIMBRE_SETTINGS)`)."
+
+def study_seeds(S: TimbreSettings, seed: int = 0) -> list[tuple[int, int]]:
+    """(data seed, classifier seed) of each of the `S.n_seeds` repetitions of a run: the data seed decides the note plan,
+    both splits and the autoencoder, the classifier seed the classifiers' initial weights and batch order."""
+    check_choice("seed_scope", S.seed_scope, ["classifiers", "all"])
+    return [(seed if S.seed_scope == "classifiers" else seed + k, seed + k) for k in range(S.n_seeds)]
+
+def heldout_programs(meta, fraction: float, seed: int = 0) -> list[int]:
+    """The instruments (GM programs, column ``instrument``) held out whole: per family, round(`fraction` x the programs
+    it plays), at least one and at most all but one, drawn from the stream 'heldout-programs' of `seed`. A family
+    playing a single program has none held out."""
+    if not 0 < fraction < 1: raise ConfigError(f"heldout_fraction={fraction} must lie in (0, 1).", "pass e.g. 0.25.")
+    out = []
+    for k, fam in enumerate(FAMILIES):
+        progs = np.unique(meta.instrument[meta.instrument_family_str == fam].to_numpy())
+        if len(progs) < 2: continue
+        n = min(len(progs) - 1, max(1, int(round(fraction * len(progs)))))
+        out += sorted(int(p) for p in rng(seed, "heldout-programs", k).choice(progs, n, replace=False))
+    return out
 
 def note_set_name(clips: Clips) -> str:
     "How tables name a note set: the SoundFonts it was rendered from ('FluidR3_GM'), else its source ('nsynth', 'numpy-nsynth')."
@@ -396,14 +499,26 @@ def note_set_name(clips: Clips) -> str:
 
 def load_study_notes(S: TimbreSettings, data_source: str = "auto", train_soundfonts=("FluidR3_GM",),
                      test_soundfonts=("TimGM6mb",), seed: int = 0) -> tuple[NoteSet, dict[str, NoteSet]]:
-    """The prepared note sets of a run: the training SoundFont's notes split 'train'/'test' (`paperlib.train.split`,
-    stratified by family: `S.test_fraction` of each family's notes, rounded, are 'test'), and {name: NoteSet} of the
-    unseen sets (split 'unseen')."""
+    """The prepared note sets of a run: the training SoundFont's notes, and {name: NoteSet} of the unseen sets.
+
+    The training notes get three splits (`PROTOCOLS`): ``split``, held-out notes (`paperlib.train.split`, stratified by
+    family: `S.test_fraction` of each family's notes, rounded, are 'test'); ``split_programs``, held-out programs
+    (every note of the `heldout_programs` is 'test'); ``split_autoencoder``, 'train' for the notes that are training
+    notes under both protocols (what the autoencoder learns from), 'test' for the rest. With sample-based SoundFonts
+    the column ``recordings`` holds each note's SoundFont samples (`note_recordings`). Unseen sets: 'unseen' everywhere."""
     train_clips, unseen_clips = load_note_sets(data_source, train_soundfonts, test_soundfonts, S.per_family, seed)
     notes = prepare_arrays(train_clips, note_set_name(train_clips))
-    notes.meta["split"] = split(notes.meta.instrument_family_str.to_numpy(), (1 - S.test_fraction, 0.0, S.test_fraction), seed)
+    m = notes.meta
+    fams = m.instrument_family_str.to_numpy()
+    m["split"] = split(fams, (1 - S.test_fraction, 0.0, S.test_fraction), seed)
+    m["split_programs"] = split(fams, (1.0, 0.0, 0.0), seed, stream="split-programs", groups=m.instrument.to_numpy(),
+                                test_groups=heldout_programs(m, S.heldout_fraction, seed))
+    m["split_autoencoder"] = np.where((m.split == "train") & (m.split_programs == "train"), "train", "test")
+    if notes.source.get("name") == "gm-nsynth" and len(notes.source.get("soundfonts", [])) == 1:
+        rec = note_recordings(m, notes.source["soundfonts"][0])
+        if rec is not None: m["recordings"] = rec
     unseen = {}
     for name, c in unseen_clips.items():
         unseen[name] = prepare_arrays(c, name)
-        unseen[name].meta["split"] = "unseen"
+        for col in PROTOCOLS.values(): unseen[name].meta[col] = "unseen"
     return notes, unseen

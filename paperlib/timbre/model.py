@@ -203,12 +203,14 @@ def prepare_study(S: TimbreSettings, data_source: str = "auto", train_soundfonts
 
     Returns
     -------
-    dict with 'train' (NoteSet of the training SoundFont(s), split 'train'/'test'), 'unseen' ({name: NoteSet},
-    split 'unseen'), 'model', 'history', 'ae_from_cache', 'ae_cfg', 'train_cfg'; every NoteSet's `z` is filled.
+    dict with 'train' (NoteSet of the training SoundFont(s), with the splits of both protocols), 'unseen' ({name:
+    NoteSet}, split 'unseen'), 'model', 'history', 'ae_from_cache', 'ae_cfg', 'train_cfg'; every NoteSet's `z` is filled.
+    The autoencoder learns from the notes that are training notes under both protocols (`split_autoencoder`), so
+    that no test note of either protocol, and no note of a held-out program, shaped the embedding.
     """
     train, unseen = load_study_notes(S, data_source, train_soundfonts, test_soundfonts, seed)
     ae_cfg, tr_cfg = autoencoder_configs(S, seed)
-    is_tr = train.mask("train")
+    is_tr = train.mask("train", "autoencoder")
     model, history, cached = get_autoencoder(train.logmag[is_tr], ae_cfg, tr_cfg, device, val=train.logmag[~is_tr],
                                              progress=progress)
     for ns in [train, *unseen.values()]:

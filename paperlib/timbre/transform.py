@@ -11,15 +11,14 @@ from typing import Sequence
 import numpy as np
 
 from ..claims import Claim, PaperValue
-from ..core import ConfigError
-from .classify import point_claim
+from ..core import ConfigError, rng
 from .data import FAMILIES
 from .model import reencode
 
 # %% auto #0
-__all__ = ['METHODS', 'PAPER_VALUES', 'family_means', 'mean_shift', 'diagonal_scaling', 'RidgeMap', 'fit_ridge_map',
+__all__ = ['METHODS', 'TRANSFORMS', 'PAPER_VALUES', 'family_means', 'mean_shift', 'diagonal_scaling', 'RidgeMap', 'fit_ridge_map',
            'paired_notes', 'transformation_success', 'transformations', 'transformation_pairs',
-           'transformation_summary', 'paper_pairs', 'transformation_claims', 'example_note']
+           'transformation_summary', 'paper_pairs', 'rate_interval', 'transformation_claims', 'example_note']
 
 # %% ../../nbs/22_timbre_transform.ipynb #2260f8f9
 def family_means(Z: np.ndarray, y: np.ndarray, n_classes: int = len(FAMILIES)) -> np.ndarray:
@@ -100,31 +99,39 @@ def transformation_success(classifier, Z: np.ndarray, target: int) -> float:
     return float(np.mean(classifier.predict(np.asarray(Z).reshape(len(Z), -1)) == target)) if len(Z) else float("nan")
 
 # %% ../../nbs/22_timbre_transform.ipynb #73878856
-METHODS = ("none", "per-dimension scaling", "mean shift", "ridge map")
-"The transformations compared: none (the baseline), the paper's per-dimension reading, the mean shift, the ridge map."
+METHODS = ("none", "per-dimension scaling", "mean shift", "ridge map", "target training note (control)")
+"""The transformations compared: none (the baseline), the paper's per-dimension reading, the mean shift, the ridge map,
+and a control that replaces each note by a random training note of the target family (what 'success' gives for free)."""
+TRANSFORMS = ("per-dimension scaling", "mean shift", "ridge map")
+"The three readings of the paper's transformation (the rows its claims are judged on)."
 
 def transformations(za: np.ndarray, a: int, b: int, Z: np.ndarray, y: np.ndarray, meta, train: np.ndarray,
-                    mu: np.ndarray, min_pairs: int = 8) -> tuple[dict, RidgeMap | None, int]:
+                    mu: np.ndarray, min_pairs: int = 8, seed: int = 0) -> tuple[dict, RidgeMap | None, int]:
     """The transformations of the embeddings `za` (n, d) of family `a` toward family `b`.
 
     `Z` (N, d), `y` (N,), `meta` and the boolean `train` mask describe the note set whose training notes give the
     family means `mu` (n_families, d) and the ridge map's pairs; the ridge map is fitted only when at least
     `min_pairs` training notes of `a` and `b` share pitch and velocity.
 
+    The control draws, for each note, a random training note of `b` (stream 'control' of `seed`, `a`, `b`).
     Returns ({method: z' (n, d)}, the RidgeMap or None, the number of training pairs)."""
+    za = np.asarray(za).reshape(len(za), -1)
     out = {"none": za, "per-dimension scaling": diagonal_scaling(za, mu[a], mu[b]), "mean shift": mean_shift(za, mu[a], mu[b])}
     pr = paired_notes(meta, np.flatnonzero(train & (y == a)), np.flatnonzero(train & (y == b)))
     rm = fit_ridge_map(Z[pr[:, 0]], Z[pr[:, 1]]) if len(pr) >= min_pairs else None
     if rm is not None: out["ridge map"] = rm(za)
+    pool = np.flatnonzero(train & (y == b))
+    if len(pool): out["target training note (control)"] = Z[rng(seed, "control", a, b).choice(pool, len(za))].reshape(len(za), -1)
     return out, rm, len(pr)
 
 def transformation_pairs(Z: np.ndarray, y: np.ndarray, meta, train: np.ndarray, test: np.ndarray, mlp, svm, model,
-                         min_pairs: int = 8, device="cpu", progress: bool = True):
+                         min_pairs: int = 8, device="cpu", progress: bool = True, seed: int = 0):
     """Every ordered pair (a, b) of the families present in the test split, every transformation of a's test notes.
 
     Per row: the success rate (fraction classified as b) of the MLP on the transformed latent, and of the MLP and
     the SVM after decoding and re-encoding (`reencode`, what the model hears); the mean relative error
-    ||z' - z_b|| / ||z - z_b|| over the test notes whose real b partner (same pitch and velocity) is a test note; the
+    ||z' - z_b|| / ||z - z_b|| over the test notes whose real b partner (same pitch and velocity) is a test note, and
+    whether it exceeds 1 (the transformation ends further from the real target than the untransformed note); the
     training pairs and ridge penalty of the ridge map; the distance of the family means.
     Returns (pairs DataFrame, mu (n_families, d), the family indices present)."""
     import pandas as pd
@@ -136,7 +143,7 @@ def transformation_pairs(Z: np.ndarray, y: np.ndarray, meta, train: np.ndarray, 
         src = np.flatnonzero(test & (y == a))
         for b in present:
             if a == b: continue
-            out, rm, n_pairs = transformations(Z[src], a, b, Z, y, meta, train, mu, min_pairs)
+            out, rm, n_pairs = transformations(Z[src], a, b, Z, y, meta, train, mu, min_pairs, seed)
             tp = paired_notes(meta, src, np.flatnonzero(test & (y == b)))          # test pairs: real targets
             pos = {i: j for j, i in enumerate(src)}
             for method, zt in out.items():
@@ -145,7 +152,8 @@ def transformation_pairs(Z: np.ndarray, y: np.ndarray, meta, train: np.ndarray, 
                     zt_p = zt[[pos[i] for i in tp[:, 0]]]
                     rel = float(np.mean(np.linalg.norm(zt_p - Z[tp[:, 1]], axis=1) / np.linalg.norm(Z[tp[:, 0]] - Z[tp[:, 1]], axis=1)))
                 rows.append({"source": FAMILIES[a], "target": FAMILIES[b], "method": method, "n_notes": len(src),
-                             "relative_error": rel, "n_test_pairs": len(tp), "n_train_pairs": n_pairs,
+                             "relative_error": rel, "further_than_untransformed": bool(rel > 1) if np.isfinite(rel) else np.nan,
+                             "n_test_pairs": len(tp), "n_train_pairs": n_pairs,
                              "ridge_alpha": rm.alpha if (rm is not None and method == "ridge map") else np.nan,
                              "mean_distance": float(np.linalg.norm(mu[b] - mu[a])), "_b": b})
                 blocks.append(zt)
@@ -161,11 +169,15 @@ def transformation_pairs(Z: np.ndarray, y: np.ndarray, meta, train: np.ndarray, 
     return pd.DataFrame(rows), mu, present
 
 def transformation_summary(pairs):
-    "Success averaged over the ordered family pairs per method, the share of pairs with decoded success >= 1/2, the mean relative error."
+    """Per method, over the ordered family pairs: the mean success rates (classifier's judgement), the share of pairs
+    with decoded success >= 1/2, and beside them the distance to the real target note: the mean relative error and
+    the pairs where the transformed note ends further from the real target than the untransformed one."""
     return (pairs.groupby("method").agg(pairs=("target", "size"), success_latent_MLP=("success_latent_MLP", "mean"),
                                         success_decoded_MLP=("success_decoded_MLP", "mean"), success_decoded_SVM=("success_decoded_SVM", "mean"),
                                         pairs_with_decoded_success_over_half=("success_decoded_MLP", lambda s: float(np.mean(s >= 0.5))),
-                                        relative_error=("relative_error", "mean"))
+                                        relative_error=("relative_error", "mean"),
+                                        pairs_further_than_untransformed=("further_than_untransformed", lambda s: int(np.nansum(s.astype(float)))),
+                                        pairs_with_a_real_target=("relative_error", lambda s: int(np.isfinite(s).sum())))
             .reindex(list(METHODS)).reset_index())
 
 # %% ../../nbs/22_timbre_transform.ipynb #3c1974bd
@@ -181,33 +193,64 @@ def paper_pairs() -> list[tuple[str, str, str]]:
     "The paper's two examples as (source family, target family, 'paper: a success' | 'paper: a failure')."
     return [(*v.name.split(" -> "), f"paper: {v.value}") for v in PAPER_VALUES if " -> " in v.name]
 
-def transformation_claims(pairs, examples: Sequence[tuple[str, str, str]]) -> list[Claim]:
-    """The paper's transformation claims against the `transformation_pairs` table: its two examples (present ones in
-    `examples`, from `paper_pairs`), the existence of successes and failures, and its Discussion's hypothesis (Spearman
-    correlation of the distance of the family means and the decoded success of the mean shift, over all pairs).
-    Success: at least half the decoded notes heard as the target by the MLP."""
+def rate_interval(rate: float, n: int, seed: int = 0):
+    "95 % bootstrap interval of a success rate `rate` measured on `n` notes (the notes' 0/1 outcomes resampled)."
+    from paperlib.stats import bootstrap_ci
+    k = int(round(rate * n))
+    return bootstrap_ci(np.r_[np.ones(k), np.zeros(n - k)], seed=seed)
+
+def transformation_claims(pairs, examples: Sequence[tuple[str, str, str]], seed: int = 0) -> list[Claim]:
+    """The paper's transformation claims, and ours on the distance to the real target note, each on a 95 % interval.
+
+    The paper's two examples (present ones in `examples`, from `paper_pairs`): success when the decoded success rate's
+    interval lies above 1/2 (bootstrap over the pair's notes); 'successes and failures' when the interval of the share
+    of pairs with decoded success >= 1/2 (bootstrap over pairs) lies strictly inside (0, 1); the Discussion's hypothesis
+    on the Spearman correlation of the family-mean distance and the mean shift's decoded success (bootstrap over pairs).
+    Ours: the ridge map's distance to the real target note against the mean shift's (paired over pairs) and against
+    the untransformed note's (relative error 1)."""
     from scipy.stats import spearmanr
+    from paperlib.claims import claim_from_interval, format_interval, ordering_claim
+    from paperlib.stats import bootstrap_ci, paired_difference_ci
     P = pairs.set_index(["source", "target", "method"])
     claims = []
     for a, b, note in examples:
         want = "success" in note
-        for m in METHODS[1:]:
+        for m in TRANSFORMS:
             if (a, b, m) not in P.index: continue
-            s = float(P.loc[(a, b, m)].success_decoded_MLP)
-            claims.append(point_claim(f"{a} -> {b} {'succeeds' if want else 'fails'} ({m})", "paper", note.removeprefix("paper: "),
-                                f"{s:.0%} of decoded notes heard as {b}", (s >= 0.5) == want,
-                                evidence="paper_pairs.csv"))
-    for m in METHODS[1:]:
-        s = pairs[pairs.method == m].success_decoded_MLP
-        if len(s):
-            claims.append(point_claim(f"linear transformation succeeds for some pairs, fails for others ({m})", "paper",
-                                "successes and failures", f"{np.mean(s >= 0.5):.0%} of {len(s)} pairs succeed",
-                                bool(0 < np.mean(s >= 0.5) < 1), evidence="transformation_pairs.csv"))
+            r = P.loc[(a, b, m)]
+            iv = rate_interval(float(r.success_decoded_MLP), int(r.n_notes), seed)
+            claims.append(claim_from_interval(f"{a} -> {b} {'succeeds' if want else 'fails'} ({m})", iv, ">" if want else "<", 0.5,
+                                              paper=note.removeprefix("paper: "), ours=f"{iv[0]:.0%} of {int(r.n_notes)} decoded notes heard as {b}",
+                                              evidence="paper_pairs.csv", note="success: the decoded note is classified as the target by the MLP"
+                                              + ("; the ridge map's output is built from the target's training embeddings" if m == "ridge map" else ""),
+                                              digits=2))
+    for m in TRANSFORMS:
+        s = pairs[pairs.method == m].success_decoded_MLP.to_numpy()
+        if not len(s): continue
+        est, lo, hi = bootstrap_ci((s >= 0.5).astype(float), seed=seed)
+        verdict = "holds" if (lo > 0 and hi < 1) else ("does not hold" if (hi == 0 or lo == 1) else "inconclusive")
+        claims.append(Claim(f"linear transformation succeeds for some pairs, fails for others ({m})", "paper", "successes and failures",
+                            f"{est:.0%} of {len(s)} pairs succeed", format_interval(lo, hi, 2), verdict, "transformation_pairs.csv",
+                            "holds when the share of succeeding pairs is inside (0, 1) over its whole interval (bootstrap over pairs)"))
     ms = pairs[pairs.method == "mean shift"]
-    rho = spearmanr(ms.mean_distance, ms.success_decoded_MLP).statistic if len(ms) > 2 else np.nan
-    claims.append(point_claim("closer families transform better (Discussion's hypothesis; mean shift)", "paper", "hypothesis",
-                        f"Spearman rho(distance of means, success) = {rho:.2f}", bool(rho < 0),
-                        evidence="transformation_pairs.csv"))
+    if len(ms) > 3:
+        rho = bootstrap_ci((ms.mean_distance.to_numpy(float), ms.success_decoded_MLP.to_numpy(float)),
+                           lambda d, s: float(np.nan_to_num(spearmanr(d, s).statistic)), n_boot=1000, seed=seed)
+        claims.append(claim_from_interval("closer families transform better (Discussion's hypothesis; mean shift)", rho, "<", 0.0,
+                                          paper="hypothesis", ours=f"Spearman rho(distance of means, decoded success) = {rho[0]:.2f}",
+                                          evidence="transformation_pairs.csv", note="bootstrap over the ordered pairs", digits=2))
+    rel = pairs.pivot_table(index=["source", "target"], columns="method", values="relative_error").dropna()
+    if {"ridge map", "mean shift"} <= set(rel.columns) and len(rel) > 3:
+        d = paired_difference_ci(rel["ridge map"].to_numpy(), rel["mean shift"].to_numpy(), seed=seed)
+        claims.append(ordering_claim("the ridge map ends nearer the real target note than the mean shift", d, side="<", origin="ours",
+                                     ours=f"relative error {rel['ridge map'].mean():.3f} vs {rel['mean shift'].mean():.3f}",
+                                     evidence="transformation_summary.csv",
+                                     note="relative error ||z' - z_B|| / ||z - z_B|| per pair, paired over pairs", digits=3))
+        for m in ("mean shift", "ridge map"):
+            iv = bootstrap_ci(rel[m].to_numpy(), seed=seed)
+            claims.append(claim_from_interval(f"the {m} ends nearer the real target note than the untransformed note", iv, "<", 1.0,
+                                              origin="ours", ours=f"mean relative error {iv[0]:.3f}; further in {int((rel[m] > 1).sum())} of {len(rel)} pairs",
+                                              evidence="transformation_pairs.csv", note="bootstrap over pairs; 1 = no nearer", digits=3))
     return claims
 
 def example_note(meta, y: np.ndarray, test: np.ndarray, a: int, b: int) -> tuple[int, int | None]:
