@@ -1,5 +1,14 @@
 """Shared fixtures: every test runs with its own cache folder and without the CI's strict/data settings
 unless it asks for them, so results never depend on the machine's environment variables."""
+import os
+import tempfile
+
+# Numba's on-disk cache (librosa's and umap's compiled functions) is not safe against two processes compiling the
+# same function at once: on a fresh environment the two pytest-xdist workers did exactly that and left a corrupt
+# cache entry of librosa's peak picking, which then segfaulted every kernel that used it. Each worker (and the
+# kernels it starts, which inherit its environment) gets its own cache folder; set before anything imports numba.
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"paperlib-numba-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"))
+
 import numpy as np
 import pytest
 import soundfile as sf
