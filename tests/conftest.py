@@ -1,13 +1,20 @@
 """Shared fixtures: every test runs with its own cache folder and without the CI's strict/data settings
 unless it asks for them, so results never depend on the machine's environment variables."""
+import atexit
 import os
+import shutil
 import tempfile
 
 # Numba's on-disk cache (librosa's and umap's compiled functions) is not safe against two processes compiling the
-# same function at once: on a fresh environment the two pytest-xdist workers did exactly that and left a corrupt
-# cache entry of librosa's peak picking, which then segfaulted every kernel that used it. Each worker (and the
-# kernels it starts, which inherit its environment) gets its own cache folder; set before anything imports numba.
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"paperlib-numba-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"))
+# same function at once: each writes its own overloads under file numbers it picks alone, so one process's index can
+# point at the other's machine code. On a fresh environment the two pytest-xdist workers did exactly that with
+# librosa's peak picking, and every kernel that loaded it afterwards segfaulted. So every test process (and the
+# kernels it starts, which inherit its environment and run one at a time) gets its own cache folder. It is set
+# unconditionally, keyed on this process: xdist's workers inherit the controller's environment, so a `setdefault`
+# here would hand both workers the controller's folder (that happened in CI). Set before anything imports numba.
+_NUMBA_CACHE = os.path.join(tempfile.gettempdir(), f"paperlib-numba-{os.getpid()}")
+os.environ["NUMBA_CACHE_DIR"] = _NUMBA_CACHE
+atexit.register(shutil.rmtree, _NUMBA_CACHE, ignore_errors=True)
 
 import numpy as np
 import pytest
