@@ -135,12 +135,17 @@ def cached_model(kind: str, key: str, build_model: Callable[[], Any], train: Cal
 
     Returns
     -------
-    (model in eval mode on `device`, history, from_cache)."""
+    (model in eval mode on `device`, history, from_cache).
+
+    The training runs inside `paperlib.train.resumable(<entry>.ckpt.pt)`: with PAPERLIB_CHUNK_S set, a training longer
+    than the chunk pauses (`TrainingPaused`) and the next call resumes it from that checkpoint."""
     model = build_model()
     extra = load_model(model, kind, key) if enabled else None
     if extra is not None:
         return model.to(device).eval(), extra.get("history", {}), True
     model = model.to(device)
-    history = train(model)
+    from paperlib.train import resumable        # a long training checkpoints beside its entry and resumes (train.fit)
+    with resumable(cache_path(kind, key, ".ckpt.pt") if enabled else None):
+        history = train(model)
     if enabled: save_model(model, kind, key, history=history)
     return model.eval(), history, False

@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -17,8 +19,8 @@ import torch.nn as nn
 from .core import ConfigError, DataError, check_choice, check_positive, progress_bar, rng
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'SPLITS', 'TrainConfig', 'anneal', 'threads', 'minibatches', 'batches_per_epoch', 'fit', 'batched',
-           'predict_classes', 'split']
+__all__ = ['SCHEDULES', 'SPLITS', 'TrainConfig', 'anneal', 'threads', 'minibatches', 'batches_per_epoch', 'TrainingPaused',
+           'resumable', 'chunk_seconds', 'fit', 'batched', 'predict_classes', 'split']
 
 # %% ../nbs/06_train.ipynb #1fed1219
 SCHEDULES = ("constant", "cosine", "exponential")
@@ -115,6 +117,48 @@ def _history(rows: list[dict]) -> dict[str, list]:
 def _value(v) -> float:
     return float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
 
+# %% ../nbs/06_train.ipynb #c7a1e0f2
+_IMPORTED = time.monotonic()          # a chunk's clock starts when the process (a notebook's kernel) imports paperlib.train
+_CHECKPOINT: list = [None]            # the checkpoint file of the fit running now, set by `resumable`
+
+class TrainingPaused(RuntimeError):
+    "`fit` stopped at an epoch boundary because the chunk's time (PAPERLIB_CHUNK_S) ran out; its state is in a checkpoint."
+    def __init__(self, path, epoch: int, n_epochs: int, chunk_s: float):
+        self.path, self.epoch, self.n_epochs = Path(path), epoch, n_epochs
+        super().__init__(f"training paused after epoch {epoch} of {n_epochs}: this chunk's {chunk_s:g} s (PAPERLIB_CHUNK_S) "
+                         f"are spent; its state is in {path}.\n  How to go on: run the same command again; every finished "
+                         "model is cached and this one resumes from its checkpoint, bit for bit as an uninterrupted run.")
+
+@contextlib.contextmanager
+def resumable(path):
+    """Within the block, `fit` checkpoints its full state to `path` (a .pt file) at epoch ends, resumes from it if it
+    exists, pauses with `TrainingPaused` when the chunk's time is spent, and deletes it when training completes.
+    `paperlib.cache.cached_model` wraps every cached training in it, keyed like the model."""
+    old = _CHECKPOINT[0]; _CHECKPOINT[0] = None if path is None else Path(path)
+    try: yield
+    finally: _CHECKPOINT[0] = old
+
+def chunk_seconds() -> float | None:
+    "The chunk's length in seconds from PAPERLIB_CHUNK_S (unset or empty: None, no chunking). E.g. 540 on a 10-minute GPU call."
+    v = os.environ.get("PAPERLIB_CHUNK_S", "").strip()
+    if not v: return None
+    try: s = float(v)
+    except ValueError: s = -1.0
+    if not s >= 0: raise ConfigError(f"PAPERLIB_CHUNK_S={v!r} is not a number of seconds.", "set it to e.g. 540, or unset it.")
+    return s
+
+def _rng_state(device: torch.device) -> dict:
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None}
+
+def _set_rng_state(state: dict):
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None: torch.cuda.set_rng_state_all(state["cuda"])
+
+def _save_checkpoint(path: Path, **state):
+    "Write `state` to `path` atomically (a half-written checkpoint must never be resumed from)."
+    from paperlib.cache import _atomic_write
+    _atomic_write(path, lambda f: torch.save(state, f))
+
 # %% ../nbs/06_train.ipynb #19144701
 def fit(model: nn.Module, step: Callable[[nn.Module, dict, int], Mapping], arrays: Mapping[str, object],
         cfg: TrainConfig, validate: Callable[[nn.Module, dict], Mapping] | None = None,
@@ -131,7 +175,13 @@ def fit(model: nn.Module, step: Callable[[nn.Module, dict, int], Mapping], array
 
     Returns
     -------
-    history : {"epoch" or "step": [...], "lr": [...], term: [...], "seconds": [...], validate's keys: [...]}."""
+    history : {"epoch" or "step": [...], "lr": [...], term: [...], "seconds": [...], validate's keys: [...]}.
+
+    Inside `resumable(path)` (every `cached_model` training is), fit saves its whole state at epoch ends (at most once
+    a minute, and when pausing): weights, optimiser, batch order, torch's random state, history and `validate.state`
+    (a dict a stateful callback exposes, e.g. its best weights). With PAPERLIB_CHUNK_S set, it raises `TrainingPaused`
+    at the first epoch end after that many seconds of the process; the same call later resumes where it stopped and
+    ends with the weights and history of an uninterrupted run."""
     if "loss" in arrays: raise ConfigError("'loss' cannot name an input array.", "rename that array.")
     device = _model_device(model)
     tensors = {k: _as_tensor(v, device) for k, v in arrays.items()}
@@ -148,6 +198,12 @@ def fit(model: nn.Module, step: Callable[[nn.Module, dict, int], Mapping], array
     gen = torch.Generator().manual_seed(cfg.seed)
     rows, sums, count, seconds, done, stop = [], {}, 0, 0.0, 0, False
     n_epochs = cfg.epochs if cfg.steps is None else -(-cfg.steps // per_epoch)
+    ckpt, chunk, first, saved_at = _CHECKPOINT[0], chunk_seconds(), 0, time.monotonic()
+    if ckpt is not None and ckpt.exists():                    # resume: everything the remaining epochs depend on
+        st = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(st["model"]); opt.load_state_dict(st["optimiser"]); gen.set_state(st["batch_order"])
+        _set_rng_state(st["rng"]); rows, done, first = st["rows"], st["done"], st["epoch"]
+        if validate is not None and isinstance(getattr(validate, "state", None), dict): validate.state.update(st["validate"])
     bar = progress_bar(total=total if cfg.eval_every else n_epochs, desc=progress, disable=progress is None, leave=False)
 
     def close_row(epoch: int, lr: float):
@@ -162,7 +218,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, dict, int], Mapping], array
         rows.append(row); sums, count, seconds = {}, 0, 0.0
 
     with threads(cfg.threads):
-        for epoch in range(n_epochs):
+        for epoch in range(first, n_epochs):
             lr = anneal(epoch, cfg.epochs, cfg.lr, cfg.lr_end) if cfg.schedule == "exponential" else cfg.lr
             for idx in minibatches(n, cfg, gen):
                 t0 = time.perf_counter()
@@ -186,7 +242,19 @@ def fit(model: nn.Module, step: Callable[[nn.Module, dict, int], Mapping], array
             if not cfg.eval_every:
                 bar.update(1); close_row(epoch, lr)
             if stop or done == total: break
+            pause = chunk is not None and time.monotonic() - _IMPORTED >= chunk
+            if ckpt is not None and (pause or time.monotonic() - saved_at >= 60):
+                _save_checkpoint(ckpt, model=model.state_dict(), optimiser=opt.state_dict(), batch_order=gen.get_state(),
+                                 rng=_rng_state(device), rows=rows, done=done, epoch=epoch + 1,
+                                 validate=getattr(validate, "state", None) if validate is not None else None)
+                saved_at = time.monotonic()
+            if pause:
+                bar.close()
+                if ckpt is None: raise ConfigError(f"PAPERLIB_CHUNK_S is set but this training has no checkpoint to resume from.",
+                                                   "train through paperlib.cache.cached_model (or inside train.resumable(path)), or unset PAPERLIB_CHUNK_S.")
+                raise TrainingPaused(ckpt, epoch + 1, n_epochs, chunk)
     bar.close()
+    if ckpt is not None: ckpt.unlink(missing_ok=True)          # finished: the cached model replaces the checkpoint
     model.eval()
     return _history(rows)
 

@@ -94,3 +94,27 @@ def test_cached_model_trains_once_then_loads_weights_and_history():
 def test_load_model_with_other_keys_retrains_instead_of_loading(capsys):
     cache.save_model(torch.nn.Linear(3, 2), "m", "k")
     assert cache.load_model(torch.nn.Linear(4, 2), "m", "k") is None and "retraining" in capsys.readouterr().out
+
+
+def test_cached_model_training_resumes_across_chunks(monkeypatch):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    from paperlib.cache import cache_path, cached_model
+    from paperlib.train import TrainConfig, TrainingPaused, fit
+    X = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    arrays = {"x": X, "y": (X[:, 0] > 0).astype(np.int64)}
+    def build():
+        torch.manual_seed(0); return nn.Linear(3, 2)
+    def train(m):
+        return fit(m, lambda m, b, e: {"loss": F.cross_entropy(m(b["x"]), b["y"])}, arrays, TrainConfig(epochs=3, batch_size=16))
+    ref, ref_hist, _ = cached_model("toy", "ref", build, train)
+    monkeypatch.setenv("PAPERLIB_CHUNK_S", "0")
+    for _ in range(2):                                           # two chunks pause, with the checkpoint beside the entry
+        with pytest.raises(TrainingPaused):
+            cached_model("toy", "chunked", build, train)
+        assert cache_path("toy", "chunked", ".ckpt.pt").exists() and not cache_path("toy", "chunked", ".pt").exists()
+    model, hist, hit = cached_model("toy", "chunked", build, train)   # the third finishes and is cached
+    assert not hit and hist["loss"] == ref_hist["loss"] and torch.equal(model.weight, ref.weight)
+    assert not cache_path("toy", "chunked", ".ckpt.pt").exists()
+    assert cached_model("toy", "chunked", build, train)[2]           # then it loads

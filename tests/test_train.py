@@ -165,3 +165,68 @@ def test_split_says_how_many_examples_a_class_needs():
         split(np.repeat([0, 1], 3), (0.8, 0.1, 0.1))
     with pytest.raises(ConfigError, match="summing to 1"):
         split(np.zeros(10), (0.5, 0.1, 0.1))
+
+
+def _dropout_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+
+
+def _chunk_problem():
+    g = np.random.default_rng(1)
+    X = g.normal(size=(120, 4)).astype(np.float32)
+    return {"x": X, "y": (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0)}
+
+
+def _ce_step(m, b, e):
+    return {"loss": F.cross_entropy(m(b["x"]), b["y"])}
+
+
+def _best_validator(arrays):
+    "A stateful validate callback (like manifold.vqvae.best_epoch_validator): best weights and count kept in .state."
+    state = {"best": None, "value": None}
+    def validate(model, row):
+        with torch.no_grad(): v = float(F.cross_entropy(model(torch.as_tensor(arrays["x"])), torch.as_tensor(arrays["y"])))
+        if state["value"] is None or v < state["value"]:
+            state.update(best={k: t.clone() for k, t in model.state_dict().items()}, value=v)
+        return {"val": v}
+    validate.state = state
+    return validate
+
+
+def test_paused_and_resumed_training_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+    arrays = _chunk_problem()
+    cfg = TrainConfig(epochs=6, batch_size=16, lr=0.01, schedule="exponential", lr_end=1e-3, grad_clip=1.0, seed=3)
+    ref_model, ref_val = _dropout_net(), _best_validator(arrays)
+    ref = fit(ref_model, _ce_step, arrays, cfg, validate=ref_val)
+    ckpt = tmp_path / "run.ckpt.pt"
+    monkeypatch.setenv("PAPERLIB_CHUNK_S", "0")                  # pause at every epoch end
+    calls, paused_at = 0, []
+    while True:
+        calls += 1
+        model, val = _dropout_net(), _best_validator(arrays)     # every call starts like a fresh process ...
+        if calls > 1: torch.manual_seed(1000 + calls)            # ... and a resumed one with another random state
+        try:
+            with train.resumable(ckpt): hist = fit(model, _ce_step, arrays, cfg, validate=val)
+            break
+        except train.TrainingPaused as e:
+            assert ckpt.exists() and "run the same command again" in str(e)
+            paused_at.append(e.epoch)
+    assert paused_at == [1, 2, 3, 4, 5] and calls == 6
+    assert not ckpt.exists()                                     # finished: the checkpoint is gone
+    assert hist["loss"] == ref["loss"] and hist["val"] == ref["val"] and hist["lr"] == ref["lr"]
+    for a, b in zip(model.state_dict().values(), ref_model.state_dict().values()): assert torch.equal(a, b)
+    assert val.state["value"] == ref_val.state["value"]         # the callback's state travelled with the checkpoint
+    for k in ref_val.state["best"]: assert torch.equal(val.state["best"][k], ref_val.state["best"][k])
+
+
+def test_a_chunk_without_a_checkpoint_and_a_bad_chunk_value_are_clear_errors(monkeypatch):
+    arrays = _chunk_problem()
+    monkeypatch.setenv("PAPERLIB_CHUNK_S", "0")
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        fit(_dropout_net(), _ce_step, arrays, TrainConfig(epochs=2, batch_size=16))
+    monkeypatch.setenv("PAPERLIB_CHUNK_S", "ten minutes")
+    with pytest.raises(ConfigError, match="PAPERLIB_CHUNK_S"):
+        fit(_dropout_net(), _ce_step, arrays, TrainConfig(epochs=2, batch_size=16))
+    monkeypatch.delenv("PAPERLIB_CHUNK_S")                       # unset: no chunking, no checkpoint needed
+    assert len(fit(_dropout_net(), _ce_step, arrays, TrainConfig(epochs=2, batch_size=16))["loss"]) == 2
