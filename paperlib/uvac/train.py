@@ -39,8 +39,19 @@ def _val_terms(model: CatUVAC, val: tuple, lam: float, tau: float, device) -> di
 def _arrays(X, mask) -> dict:
     return {"x": X} if mask is None else {"x": X, "mask": mask}
 
+def _cached_training(kind: str, build, train, X, mask, val, cache: bool, device, *settings):
+    """(model, history DataFrame) of a training, from the cache when the same inputs and settings were trained before.
+    The key covers the clips, mask and validation arrays by content and every setting; a long (full-profile) training
+    checkpoints beside its entry and resumes in chunks (`paperlib.train.fit`, PAPERLIB_CHUNK_S)."""
+    from paperlib.cache import array_digest, cache_key, cached_model
+    arrays = [a for a in (X, mask, *(val or ())) if a is not None]
+    key = cache_key(kind, array_digest(*[np.asarray(a) for a in arrays]), *map(repr, settings))
+    model, history, _ = cached_model("uvac-model", key, build, train, enabled=cache, device=device)
+    return model, pd.DataFrame(history)
+
 def train_cat_uvac(X, cfg: UVACConfig, tc: TrainConfig, lam: float, tau: tuple = (1.0, 0.5), mask=None,
-                   val: tuple | None = None, device="cpu", desc: str | None = "Cat. UVAC") -> tuple[CatUVAC, "pandas.DataFrame"]:
+                   val: tuple | None = None, device="cpu", desc: str | None = "Cat. UVAC",
+                   cache: bool = True) -> tuple[CatUVAC, "pandas.DataFrame"]:
     """Train `CatUVAC` on clips X (n, 1, bins, frames) in [0, 1] by maximising the bound (7) with weight `lam`.
 
     Parameters
@@ -50,14 +61,13 @@ def train_cat_uvac(X, cfg: UVACConfig, tc: TrainConfig, lam: float, tau: tuple =
     mask : (n, frames) frame weights of the reconstruction error, or None.
     val : optional (X_val, y_val, mask_val), for the per-epoch validation curves (labels are used for nothing else).
     desc : progress-bar label (None: no bar).
+    cache : take the trained model from `paperlib.cache` when the same clips and settings were trained before.
 
     Returns
     -------
     model (in eval mode) and a history DataFrame, one row per epoch: loss, rec, kl_z, kl_y (training means in nats),
     lr, tau, seconds, and with `val` the validation terms, val_acc, val_nmi, val_clusters_used.
     """
-    torch.manual_seed(tc.seed)
-    model = CatUVAC(cfg).to(torch.device(device))
     step = partial(cat_uvac_step, lam=lam, n_epochs=tc.epochs, tau_start=tau[0], tau_end=tau[1])
 
     @torch.no_grad()
@@ -70,8 +80,10 @@ def train_cat_uvac(X, cfg: UVACConfig, tc: TrainConfig, lam: float, tau: tuple =
                        val_clusters_used=len(np.unique(c)))
         return out
 
-    history = fit(model, step, _arrays(X, mask), tc, validate, progress=desc)
-    return model, pd.DataFrame(history)
+    def build():
+        torch.manual_seed(tc.seed); return CatUVAC(cfg)
+    return _cached_training("cat-uvac", build, lambda m: fit(m, step, _arrays(X, mask), tc, validate, progress=desc),
+                            X, mask, val, cache, device, cfg, tc, lam, tau)
 
 def fit_mixture(model: UVAC, X, device, seed: int, draws: int = 5) -> None:
     """Initialise the mixture prior from a diagonal GMM fitted to the training latents (VaDE's initialisation).
@@ -90,13 +102,11 @@ def fit_mixture(model: UVAC, X, device, seed: int, draws: int = 5) -> None:
         model.pi_logits.copy_(torch.as_tensor(np.log(gmm.weights_ + 1e-6), dtype=torch.float32))
 
 def train_uvac(X, cfg: UVACConfig, tc: TrainConfig, lam: float, pretrain_epochs: int, mask=None, val: tuple | None = None,
-               device="cpu", desc: str | None = "UVAC") -> tuple[UVAC, "pandas.DataFrame"]:
+               device="cpu", desc: str | None = "UVAC", cache: bool = True) -> tuple[UVAC, "pandas.DataFrame"]:
     """Train the UVAC baseline: `pretrain_epochs` VAE epochs (standard normal prior), then the mixture prior fitted to
     the training latents (`fit_mixture`, after the last pretraining epoch), then the VaDE bound for the remaining
     epochs (the learning-rate schedule runs over all `tc.epochs`). Returns model and history (loss, rec, kl, lr,
-    seconds, phase, and the validation scores as in `train_cat_uvac`)."""
-    torch.manual_seed(tc.seed)
-    model = UVAC(cfg).to(torch.device(device))
+    seconds, phase, and the validation scores as in `train_cat_uvac`; `cache` as there)."""
     step = partial(uvac_step, lam=lam, pretrain_epochs=pretrain_epochs)
 
     def validate(model, row) -> dict:
@@ -109,8 +119,10 @@ def train_uvac(X, cfg: UVACConfig, tc: TrainConfig, lam: float, pretrain_epochs:
         if pretrain_epochs > 0 and e == min(pretrain_epochs, tc.epochs): fit_mixture(model, X, device, tc.seed)
         return out
 
-    history = fit(model, step, _arrays(X, mask), tc, validate, progress=desc)
-    return model, pd.DataFrame(history)
+    def build():
+        torch.manual_seed(tc.seed); return UVAC(cfg)
+    return _cached_training("uvac", build, lambda m: fit(m, step, _arrays(X, mask), tc, validate, progress=desc),
+                            X, mask, val, cache, device, cfg, tc, lam, pretrain_epochs)
 
 # %% ../../nbs/33_uvac_table1.ipynb #d873c344
 def kmeans_clusters(fit_features, k: int, seed: int = 0, features=None, n_init: int = 10) -> np.ndarray:
