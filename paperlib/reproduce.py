@@ -253,6 +253,15 @@ def _shown(p: Path) -> str:
     return str(p.relative_to(root)) if root and p.is_relative_to(root) else str(p)
 
 # %% ../nbs/04_reproduce.ipynb #2bb91e8b
+def _refresh_front_page(root: Path, nbs_dir=None) -> Path:
+    """Rewrite `<root>/README.md` after a run, failed or not: the report of `90_report` (paperlib.report, no kernel) once
+    that notebook has written there, else the plain index. A run of some notebooks thus never leaves a page that
+    describes results which are no longer there."""
+    if not (root / "90_report").exists(): return write_results_index(root)
+    from paperlib.report import write_report
+    fig = root / "90_report" / "figures" / "verdicts.png"
+    return write_report(root, expected=[nb.stem for nb in study_notebooks(nbs_dir)], figure=str(fig.relative_to(root)) if fig.exists() else None)
+
 def reproduce(profile: str = "quick", only=None, seed: int = 0, data_source: str = "auto", device: str = "auto",
               results_dir=None, nbs_dir=None, log_output: bool = False, params=None, write_reference: bool = False,
               progress: bool | None = None) -> list[dict]:
@@ -291,7 +300,7 @@ def reproduce(profile: str = "quick", only=None, seed: int = 0, data_source: str
         shutil.rmtree(root / ".staging", ignore_errors=True)           # a failed or interrupted notebook's partial results
         for p in (root / "executed").glob(".*.running.ipynb"): p.unlink(missing_ok=True)
         for r in {root} | {Path(r["results"]).parent for r in records if r["redirected"]}:
-            if any(r.glob("*/provenance.json")) and not (r / "90_report").exists(): write_results_index(r)
+            if any(r.glob("*/provenance.json")): _refresh_front_page(r, nbs_dir)
     print(f"  {'total':<28}{time.perf_counter() - t_all:7.1f} s", flush=True)
     used = [(r["notebook"], f) for r in records for f in r["fallbacks"]]
     print(f"fallbacks used: {len(used)}" + "".join(f"\n  {nb}: {f}" for nb, f in used) if used else "fallbacks used: none", flush=True)

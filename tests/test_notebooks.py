@@ -17,7 +17,8 @@ NOTEBOOKS = study_notebooks()
 # (pure-NumPy simulators; the real OAP / MAVD are never on the machines) read no dataset, so hiding the real sources
 # changes nothing for them: their fallback run would only repeat the first.
 NO_DATASET = {"00_core", "02_features", "03_metrics", "04_reproduce", "06_cache", "06_train", "07_stats", "07_claims",
-              "08_plots", "09_backbones", "32_uvac_model", "40_manifold_data", "41_manifold_vqvae", "42_manifold_atnet"}
+              "08_plots", "09_backbones", "32_uvac_model", "40_manifold_data", "41_manifold_vqvae", "42_manifold_atnet",
+              "90_report"}
 PROGRESS_FRAME = re.compile(r"\d+%\|")
 
 
