@@ -360,6 +360,7 @@ ENVIRONMENT_HELP = """environment variables:
   PAPERLIB_FALLBACKS_ONLY=1    hide every real and rendered source: run on the NumPy stand-ins, as on a bare machine
   PAPERLIB_WRITE_REFERENCE=1   the same as --write-reference
   PAPERLIB_RESAMPLE=1          load audio files at another sample rate by resampling them
+  PAPERLIB_CHUNK_S=SECONDS     trainings pause at the first epoch end after SECONDS (checkpointed in the cache); run again to resume
 
 where results go: quick writes the committed results/ when this machine has the data they came from
 (results/sources.json), else results/local/ (git-ignored); full writes results/full/ (or results/local/full/);
@@ -406,6 +407,9 @@ def main(argv=None) -> int:
                   log_output=args.log_output, params=args.parameters,
                   write_reference=args.write_reference or writes_reference())
     except NotebookFailed as e:
+        if e.error.startswith("TrainingPaused"):      # PAPERLIB_CHUNK_S: a chunk ended inside a training, not a failure
+            print(f"\nPAUSED in {e.notebook.stem}: {e.error.split(': ', 1)[-1]}", file=sys.stderr)
+            return 3
         print(f"\nFAILED: {e}", file=sys.stderr)
         return 1
     except Interrupted as e:

@@ -222,3 +222,27 @@ def test_compare_results_separates_numbers_from_timings(tmp_path):
     assert list(reproduce.compare_results(ref, other).status) == ["missing"]
     assert reproduce.main(["compare", str(same), "--reference", str(ref)]) == 0
     assert reproduce.main(["compare", str(other), "--reference", str(ref)]) == 1
+
+
+CHUNKED = ("import numpy as np, torch, torch.nn as nn, torch.nn.functional as F\n"
+           "from paperlib.cache import cached_model\nfrom paperlib.train import TrainConfig, fit\n"
+           "from paperlib.core import start_run\nimport pandas as pd\n"
+           "run = start_run('10_chunked', profile=profile, seed=seed, device='cpu', results_dir=results_dir)\n"
+           "X = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32); y = (X[:, 0] > 0).astype(np.int64)\n"
+           "def build():\n    torch.manual_seed(0); return nn.Linear(3, 2)\n"
+           "def train(m): return fit(m, lambda m, b, e: {'loss': F.cross_entropy(m(b['x']), b['y'])}, {'x': X, 'y': y}, TrainConfig(epochs=3, batch_size=16))\n"
+           "model, hist, hit = cached_model('toy', 'chunked-demo', build, train)\n"
+           "run.table(pd.DataFrame({'loss': hist['loss']}), 'losses')\nrun.commit()")
+
+
+def test_a_chunked_training_pauses_with_its_own_exit_code_and_resumes(tmp_path, monkeypatch, capsys):
+    nbs = tmp_path / "nbs"
+    _nb(nbs / "10_chunked.ipynb", CHUNKED)
+    res = tmp_path / "results"
+    monkeypatch.setattr(reproduce, "study_notebooks", lambda nbs_dir=None, only=None: [nbs / "10_chunked.ipynb"])
+    monkeypatch.setenv("PAPERLIB_CHUNK_S", "0")                    # every epoch end ends the chunk: 3 epochs, 3 calls
+    codes = [reproduce.main(["reproduce", "--results-dir", str(res)]) for _ in range(3)]
+    assert codes == [3, 3, 0]
+    err = capsys.readouterr().err
+    assert "PAUSED in 10_chunked: training paused after epoch 1 of 3" in err and "FAILED" not in err
+    assert len(pd.read_csv(res / "10_chunked" / "tables" / "losses.csv")) == 3
