@@ -260,7 +260,7 @@ def _refresh_front_page(root: Path, nbs_dir=None) -> Path:
     if not (root / "90_report").exists(): return write_results_index(root)
     from paperlib.report import write_report
     fig = root / "90_report" / "figures" / "verdicts.png"
-    return write_report(root, expected=[nb.stem for nb in study_notebooks(nbs_dir)], figure=str(fig.relative_to(root)) if fig.exists() else None)
+    return write_report(root, expected=[nb.stem for nb in study_notebooks(nbs_dir) if not nb.stem.startswith("9")], figure=str(fig.relative_to(root)) if fig.exists() else None)
 
 def reproduce(profile: str = "quick", only=None, seed: int = 0, data_source: str = "auto", device: str = "auto",
               results_dir=None, nbs_dir=None, log_output: bool = False, params=None, write_reference: bool = False,

@@ -198,3 +198,17 @@ def test_glance_and_helpers(results):
     assert "3 claims: 1 holds, 1 inconclusive, 1 by construction" in g and "2 claims: 1 holds, 1 not testable here" in g
     assert paper_columns(["model", "paper", "Paper ABS_rel", "method (paper)", "papers"]) == ["paper", "Paper ABS_rel"]
     assert 0 < folder_size_mb(results) < 0.1 and folder_size_mb(results / "absent") == 0.0
+
+
+def test_readme_glance_block_is_replaced_between_its_markers_only(results, tmp_path):
+    from paperlib.report import GLANCE_END, GLANCE_START, update_readme_glance
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Study\n\nbefore\n{GLANCE_START}\nstale table\n{GLANCE_END}\nafter\n")
+    assert update_readme_glance(readme, results, "results/README.md")
+    text = readme.read_text()
+    assert "stale table" not in text and text.startswith("# Study\n\nbefore\n") and text.endswith(f"{GLANCE_END}\nafter\n")
+    assert "(results/README.md#paper-" in text
+    assert not update_readme_glance(readme, results, "results/README.md")          # regenerated: unchanged
+    readme.write_text("# no markers\n")
+    with pytest.raises(DataError, match="results-at-a-glance"):
+        update_readme_glance(readme, results)
