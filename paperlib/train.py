@@ -181,7 +181,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, dict, int], Mapping], array
     a minute, and when pausing): weights, optimiser, batch order, torch's random state, history and `validate.state`
     (a dict a stateful callback exposes, e.g. its best weights). With PAPERLIB_CHUNK_S set, it raises `TrainingPaused`
     at the first epoch end after that many seconds of the process; the same call later resumes where it stopped and
-    ends with the weights and history of an uninterrupted run."""
+    ends with the weights and history of an uninterrupted run. A training outside `resumable` (a classifier that
+    trains in seconds) cannot resume, so it never pauses."""
     if "loss" in arrays: raise ConfigError("'loss' cannot name an input array.", "rename that array.")
     device = _model_device(model)
     tensors = {k: _as_tensor(v, device) for k, v in arrays.items()}
@@ -242,17 +243,14 @@ def fit(model: nn.Module, step: Callable[[nn.Module, dict, int], Mapping], array
             if not cfg.eval_every:
                 bar.update(1); close_row(epoch, lr)
             if stop or done == total: break
-            pause = chunk is not None and time.monotonic() - _IMPORTED >= chunk
+            pause = ckpt is not None and chunk is not None and time.monotonic() - _IMPORTED >= chunk
             if ckpt is not None and (pause or time.monotonic() - saved_at >= 60):
                 _save_checkpoint(ckpt, model=model.state_dict(), optimiser=opt.state_dict(), batch_order=gen.get_state(),
                                  rng=_rng_state(device), rows=rows, done=done, epoch=epoch + 1,
                                  validate=getattr(validate, "state", None) if validate is not None else None)
                 saved_at = time.monotonic()
             if pause:
-                bar.close()
-                if ckpt is None: raise ConfigError(f"PAPERLIB_CHUNK_S is set but this training has no checkpoint to resume from.",
-                                                   "train through paperlib.cache.cached_model (or inside train.resumable(path)), or unset PAPERLIB_CHUNK_S.")
-                raise TrainingPaused(ckpt, epoch + 1, n_epochs, chunk)
+                bar.close(); raise TrainingPaused(ckpt, epoch + 1, n_epochs, chunk)
     bar.close()
     if ckpt is not None: ckpt.unlink(missing_ok=True)          # finished: the cached model replaces the checkpoint
     model.eval()

@@ -220,13 +220,10 @@ def test_paused_and_resumed_training_equals_the_uninterrupted_run(tmp_path, monk
     for k in ref_val.state["best"]: assert torch.equal(val.state["best"][k], ref_val.state["best"][k])
 
 
-def test_a_chunk_without_a_checkpoint_and_a_bad_chunk_value_are_clear_errors(monkeypatch):
+def test_a_training_without_a_checkpoint_never_pauses_and_a_bad_chunk_value_is_a_clear_error(monkeypatch):
     arrays = _chunk_problem()
-    monkeypatch.setenv("PAPERLIB_CHUNK_S", "0")
-    with pytest.raises(ConfigError, match="no checkpoint"):
-        fit(_dropout_net(), _ce_step, arrays, TrainConfig(epochs=2, batch_size=16))
+    monkeypatch.setenv("PAPERLIB_CHUNK_S", "0")                  # outside `resumable` it could not resume: it trains through
+    assert len(fit(_dropout_net(), _ce_step, arrays, TrainConfig(epochs=2, batch_size=16))["loss"]) == 2
     monkeypatch.setenv("PAPERLIB_CHUNK_S", "ten minutes")
     with pytest.raises(ConfigError, match="PAPERLIB_CHUNK_S"):
         fit(_dropout_net(), _ce_step, arrays, TrainConfig(epochs=2, batch_size=16))
-    monkeypatch.delenv("PAPERLIB_CHUNK_S")                       # unset: no chunking, no checkpoint needed
-    assert len(fit(_dropout_net(), _ce_step, arrays, TrainConfig(epochs=2, batch_size=16))["loss"]) == 2
