@@ -34,7 +34,7 @@ __all__ = ['PROFILES', 'PROVENANCE_PACKAGES', 'SOURCE_PATHS', 'PaperlibError', '
            'check_positive', 'Profile', 'get_profile', 'seed_everything', 'rng', 'resolve_device', 'repo_root',
            'cache_dir', 'data_root', 'is_strict', 'fallbacks_only', 'fallback', 'fallbacks_used', 'progress_bar',
            'package_versions', 'git_commit', 'results_root', 'local_root', 'is_reference_root', 'writes_reference',
-           'source_identity', 'identity_differences', 'Run', 'start_run']
+           'source_identity', 'identity_differences', 'source_hashes', 'Run', 'start_run']
 
 # %% ../nbs/00_core.ipynb #24e13f04
 class PaperlibError(ValueError):
@@ -300,6 +300,22 @@ def _caption(run: "Run", caption: str) -> str:
     sources = ", ".join(f"{k}: {v.get('name', v) if isinstance(v, dict) else v}" for k, v in run.sources.items()) or "none recorded"
     return f"{caption}\n\n*Data: {sources}. Profile: {run.profile.name}. Seed: {run.seed}.*".strip()
 
+# %% ../nbs/00_core.ipynb #5ce1a7b3
+def source_hashes(stem: str, repo: Path | None = None) -> dict[str, str | None]:
+    """Current content hashes of what a notebook's results are made from: {'notebook': sha1 of nbs/<stem>.ipynb,
+    'paperlib': sha1 over paperlib/**/*.py (relative path + bytes, sorted)}; None where the file/folder is missing."""
+    import hashlib
+    repo = Path(repo or repo_root() or Path.cwd())
+    nb = repo / "nbs" / f"{stem}.ipynb"
+    out = {"notebook": hashlib.sha1(nb.read_bytes()).hexdigest() if nb.is_file() else None, "paperlib": None}
+    lib = repo / "paperlib"
+    if lib.is_dir():
+        h = hashlib.sha1()
+        for p in sorted(lib.rglob("*.py")):
+            h.update(p.relative_to(lib).as_posix().encode()); h.update(b"\0"); h.update(p.read_bytes())
+        out["paperlib"] = h.hexdigest()
+    return out
+
 # %% ../nbs/00_core.ipynb #3f8ee982
 @dataclass
 class Run:
@@ -370,13 +386,20 @@ class Run:
         self.figures.append({"name": name, "caption": caption})
 
     def provenance(self) -> dict:
-        "The provenance record that `commit` writes as `provenance.json`."
+        """The provenance record that `commit` writes as `provenance.json`. `lock` is the environment lock the
+        checkout installs from (`requirements.lock`, its sha256), None where there is none (an installed library);
+        `source_hashes` are the notebook's and paperlib's content hashes (`source_hashes`), None outside a checkout."""
+        root = repo_root()
+        lock = root / "requirements.lock" if root else None
         return {
             "notebook": self.stem, "profile": self.profile.name, "seed": self.seed, "device": str(self.device),
             "data_source": self.data_source, "params": self.params, "data_sources": self.sources,
             "fallbacks": fallbacks_used(), "notes": self.notes, "timings_s": self.timings,
             "wall_time_s": round(time.perf_counter() - self.started, 2),
             "packages": package_versions(), "git": git_commit(), "platform": platform.platform(),
+            "lock": {"file": lock.name, "sha256": hashlib.sha256(lock.read_bytes()).hexdigest()}
+                    if lock is not None and lock.is_file() else None,
+            "source_hashes": source_hashes(self.stem) if root else None,    # what a full table is stale against (90_report)
             "tables": [t["name"] for t in self.tables], "figures": [f["name"] for f in self.figures],
         }
 

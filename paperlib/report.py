@@ -17,9 +17,9 @@ from .core import DataError, repo_root
 # %% auto #0
 __all__ = ['PAPERS', 'LEDGER_COLUMNS', 'LEDGER_SHOWN', 'GLANCE_START', 'GLANCE_END', 'paper_of', 'read_provenance',
            'result_stems', 'read_claims', 'claims_ledger', 'verdict_counts', 'verdict_figure', 'paper_columns',
-           'notebook_tables', 'notebook_figures', 'data_line', 'source_hashes', 'staleness',
-           'executed_notebook_problems', 'folder_size_mb', 'notebook_section', 'executed_problems', 'write_report',
-           'results_at_a_glance', 'update_readme_glance']
+           'notebook_tables', 'notebook_figures', 'data_line', 'staleness', 'executed_notebook_problems',
+           'folder_size_mb', 'notebook_section', 'executed_problems', 'write_report', 'results_at_a_glance',
+           'update_readme_glance']
 
 # %% ../nbs/90_report.ipynb #f37c729d
 PAPERS = {"000": "touch and impact sounds without labels", "001": "timbre in the NSynth autoencoder's latent space",
@@ -169,20 +169,7 @@ def data_line(prov: Mapping[str, Any]) -> str:
     return line
 
 # %% ../nbs/90_report.ipynb #ed70b174
-def source_hashes(stem: str, repo: Path | None = None) -> dict[str, str | None]:
-    """Current content hashes of what a notebook's results are made from: {'notebook': sha1 of nbs/<stem>.ipynb,
-    'paperlib': sha1 over paperlib/**/*.py (relative path + bytes, sorted)}; None where the file/folder is missing."""
-    import hashlib
-    repo = Path(repo or repo_root() or Path.cwd())
-    nb = repo / "nbs" / f"{stem}.ipynb"
-    out = {"notebook": hashlib.sha1(nb.read_bytes()).hexdigest() if nb.is_file() else None, "paperlib": None}
-    lib = repo / "paperlib"
-    if lib.is_dir():
-        h = hashlib.sha1()
-        for p in sorted(lib.rglob("*.py")):
-            h.update(p.relative_to(lib).as_posix().encode()); h.update(b"\0"); h.update(p.read_bytes())
-        out["paperlib"] = h.hexdigest()
-    return out
+from .core import source_hashes       # recorded in every provenance.json by paperlib.core
 
 # %% ../nbs/90_report.ipynb #9e3f81fe
 def staleness(prov: Mapping[str, Any], stem: str, repo: Path | None = None) -> tuple[str, str]:

@@ -20,9 +20,9 @@ from .core import (ConfigError, DataError, PaperlibError, cache_dir, data_root, 
                            is_strict, local_root, repo_root, results_root, writes_reference, PROFILES)
 
 # %% auto #0
-__all__ = ['KERNEL_ARGUMENTS', 'BASE_PARAMETERS', 'TIMING_COLUMN', 'ENVIRONMENT_HELP', 'study_notebooks', 'NotebookFailed',
-           'Interrupted', 'kernel_environment', 'run_notebook', 'write_results_index', 'notebook_parameters',
-           'parse_parameters', 'plan_results', 'reproduce', 'strip_outputs', 'compare_results', 'main']
+__all__ = ['KERNEL_ARGUMENTS', 'BASE_PARAMETERS', 'ENVIRONMENT_HELP', 'study_notebooks', 'NotebookFailed', 'Interrupted',
+           'kernel_environment', 'run_notebook', 'write_results_index', 'notebook_parameters', 'parse_parameters',
+           'plan_results', 'reproduce', 'strip_outputs', 'main']
 
 # %% ../nbs/04_reproduce.ipynb #09f58aad
 def study_notebooks(nbs_dir=None, only=None) -> list[Path]:
@@ -324,34 +324,6 @@ def strip_outputs(paths, check: bool = False) -> list[Path]:
         nbformat.write(nb, p)
     return dirty
 
-# %% ../nbs/04_reproduce.ipynb #c669ab19
-TIMING_COLUMN = re.compile(r"time|seconds|\(s\)|_s$|rtf|wall|speed", re.IGNORECASE)
-
-def compare_results(reference, other, timing=TIMING_COLUMN) -> "pandas.DataFrame":
-    """Compare every `*/tables/*.csv` under the results root `other` with the same file under `reference`.
-
-    Returns one row per table: `table`, `status` ('identical', 'timings only' when only columns whose name
-    matches `timing` differ, 'differs', 'missing' from `other`, 'new' in `other`) and `detail` (the first
-    differing cells). The drift check of a regenerated study: numbers must not move, timings may."""
-    import pandas as pd
-    reference, other = Path(reference), Path(other)
-    names = sorted({p.relative_to(reference).as_posix() for p in reference.glob("*/tables/*.csv")} |
-                   {p.relative_to(other).as_posix() for p in other.glob("*/tables/*.csv")})
-    rows = []
-    for name in names:
-        a, b = reference / name, other / name
-        if not b.is_file(): rows.append({"table": name, "status": "missing", "detail": ""}); continue
-        if not a.is_file(): rows.append({"table": name, "status": "new", "detail": ""}); continue
-        if a.read_bytes() == b.read_bytes(): rows.append({"table": name, "status": "identical", "detail": ""}); continue
-        da, db = pd.read_csv(a, dtype=str, keep_default_na=False), pd.read_csv(b, dtype=str, keep_default_na=False)
-        if list(da.columns) != list(db.columns) or len(da) != len(db):
-            rows.append({"table": name, "status": "differs", "detail": f"shape {da.shape} vs {db.shape} or other columns"}); continue
-        cells = [(i, c) for c in da.columns for i in range(len(da)) if da.at[i, c] != db.at[i, c]]
-        numeric = [(i, c) for i, c in cells if not timing.search(str(c)) and not timing.search(str(da.iat[i, 0]))]
-        detail = "; ".join(f"row {i} {c}: {da.at[i, c]} -> {db.at[i, c]}" for i, c in (numeric or cells)[:3])
-        rows.append({"table": name, "status": "differs" if numeric else "timings only", "detail": detail})
-    return pd.DataFrame(rows, columns=["table", "status", "detail"])
-
 # %% ../nbs/04_reproduce.ipynb #9776cd2c
 ENVIRONMENT_HELP = """environment variables:
   PAPERLIB_DATA=DIR            data root, one folder per source (fsdd/, nsynth/, ...); default .cache/data
@@ -388,16 +360,16 @@ def main(argv=None) -> int:
     rp.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     cl = sub.add_parser("clean", help="strip outputs from the source notebooks in nbs/")
     cl.add_argument("--check", action="store_true", help="only report notebooks with outputs (exit 1 if any)")
-    cp = sub.add_parser("compare", help="compare the tables of a regenerated results folder with the committed ones")
+    cp = sub.add_parser("compare", help="compare the tables of a regenerated results folder with the committed ones (tolerances: paperlib.drift)")
     cp.add_argument("other", help="the regenerated results folder (e.g. a CI checkout's results/ or results/local/)")
     cp.add_argument("--reference", default=None, help="the reference results folder (default: this checkout's results/)")
     args = ap.parse_args(argv)
-    if args.command == "compare":
-        table = compare_results(args.reference or results_root("quick"), args.other)
-        print(table.to_string(index=False))
-        bad = table[table.status.isin(["differs", "missing"])]
-        print(f"{len(table)} tables: " + ", ".join(f"{n} {s}" for s, n in table.status.value_counts().items()))
-        return 1 if len(bad) else 0
+    if args.command == "compare":                     # the drift check's comparison (paperlib.drift), tables only
+        from paperlib.drift import drift
+        report = drift(args.other, reference=args.reference or results_root("quick"), check_provenance=False)
+        for line in report.differences: print(line)
+        print(report.summary())
+        return 0 if report.ok else 1
     if args.command == "clean":
         dirty = strip_outputs(study_notebooks(), check=args.check)
         for p in dirty: print(f"{'has outputs' if args.check else 'stripped'}: {p}")

@@ -207,20 +207,20 @@ def test_bad_data_root_fails_before_any_kernel(tmp_path, monkeypatch, capsys):
     assert "does not exist" in capsys.readouterr().err and not (tmp_path / "r/executed").exists()
 
 
-def test_compare_results_separates_numbers_from_timings(tmp_path):
+def test_compare_uses_the_drift_check_numbers_must_not_move_timings_may(tmp_path, capsys):
     def tree(root, acc, secs):
         (root / "50_x/tables").mkdir(parents=True)
         pd.DataFrame({"model": ["cnn"], "test accuracy": [acc], "training time (s)": [secs]}).to_csv(root / "50_x/tables/t.csv", index=False)
         return root
     ref = tree(tmp_path / "ref", 0.9, 1.0)
     same, slower, other = tree(tmp_path / "a", 0.9, 1.0), tree(tmp_path / "b", 0.9, 2.5), tree(tmp_path / "c", 0.8, 1.0)
-    assert list(reproduce.compare_results(ref, same).status) == ["identical"]
-    assert list(reproduce.compare_results(ref, slower).status) == ["timings only"]
-    diff = reproduce.compare_results(ref, other)
-    assert list(diff.status) == ["differs"] and "test accuracy: 0.9 -> 0.8" in diff.detail[0]
-    (other / "50_x/tables/t.csv").unlink()
-    assert list(reproduce.compare_results(ref, other).status) == ["missing"]
     assert reproduce.main(["compare", str(same), "--reference", str(ref)]) == 0
+    assert reproduce.main(["compare", str(slower), "--reference", str(ref)]) == 0
+    capsys.readouterr()
+    assert reproduce.main(["compare", str(other), "--reference", str(ref)]) == 1
+    out = capsys.readouterr().out
+    assert "50_x/tables/t.csv" in out and "'test accuracy'" in out and "0.9" in out and "0.8" in out
+    (other / "50_x/tables/t.csv").unlink()
     assert reproduce.main(["compare", str(other), "--reference", str(ref)]) == 1
 
 
