@@ -19,9 +19,9 @@ from typing import Mapping, Sequence
 from .core import ConfigError, PaperlibError, repo_root
 
 # %% auto #0
-__all__ = ['SIGNIFICANT', 'TOLERANCE', 'TIMING', 'NUMBER', 'INTEGER', 'RESULT_FILE', 'split_numbers', 'column_kind', 'tolerance',
-           'compare_cell', 'compare_table', 'results_files', 'git_results_files', 'check_rewritten', 'DriftReport',
-           'drift', 'main']
+__all__ = ['SIGNIFICANT', 'TOLERANCE', 'TIMING_EVIDENCE', 'TIMING', 'NUMBER', 'INTEGER', 'RESULT_FILE', 'split_numbers',
+           'column_kind', 'tolerance', 'compare_cell', 'compare_table', 'results_files', 'git_results_files',
+           'check_rewritten', 'DriftReport', 'drift', 'main']
 
 # %% ../nbs/04_drift.ipynb #b1ee7e68
 SIGNIFICANT = 6   # Run.table writes floats with float_format "%.6g"
@@ -36,7 +36,11 @@ TOLERANCE = {   # kind of column: (units of the last printed digit allowed, why)
     "in_text": (1, "numbers a notebook formatted into text ('[95.2, 97.9] %'): one unit of the last printed "
                    "decimal (an integer in text is exact); the text around them matches exactly"),
     "label": (0, "text without numbers (verdicts, names, sources, notes): exact"),
+    "timing_row": (None, "a claim decided on wall-clock times (its evidence is a timing table, e.g. 'CNN trains more than "
+                         "twice as long': '97 x' on one run, '100 x' on the next): its numbers are timings, not compared; "
+                         "its text and verdict are"),
 }
+TIMING_EVIDENCE = re.compile(r"\btim(?:e|es|ing|ings)\b|_times?\b", re.IGNORECASE)
 
 TIMING = re.compile(r"seconds|\btrain(?:ing)?\s*(?:time|\(s)|\btime per\b|\brtf\b|_rtf\b|wall[ _-]?(?:time|clock)|\bspeed\b",
                     re.IGNORECASE)
@@ -117,7 +121,8 @@ def _row_label(df, i: int, kinds: Mapping[str, str], n: int = 4, width: int = 36
 def compare_table(name: str, committed: str | bytes, regenerated: str | bytes) -> list[str]:
     """Differences between two versions of one csv table (its text), one message per difference: a column or
     the number of rows that changed (then no cell is compared), or a cell out of tolerance, as
-    "<name> row <i> [<labels>] column '<c>': committed '<a>', regenerated '<b>': <why>"."""
+    "<name> row <i> [<labels>] column '<c>': committed '<a>', regenerated '<b>': <why>". In a claims row decided on
+    timings (its `evidence` names a timing table: `TIMING_EVIDENCE`) only the text around the numbers is compared."""
     a, b = _read_csv(committed), _read_csv(regenerated)
     out = []
     gone, added = [c for c in a.columns if c not in b.columns], [c for c in b.columns if c not in a.columns]
@@ -131,9 +136,13 @@ def compare_table(name: str, committed: str | bytes, regenerated: str | bytes) -
         out.append(f"{name}: {len(a)} rows committed, {len(b)} regenerated (rows missing: {missing or 'none by label'}; "
                    f"rows added: {new or 'none by label'}); cells not compared")
         return out
+    timing_rows = {i for i in range(len(a)) if "evidence" in a.columns and TIMING_EVIDENCE.search(a.at[i, "evidence"])}
     for i in range(len(a)):
         for c, kind in kinds.items():
-            why = compare_cell(kind, a.at[i, c], b.at[i, c])
+            if i in timing_rows and kind != "timing":           # TOLERANCE["timing_row"]: only the text must match
+                why = None if split_numbers(a.at[i, c])[0] == split_numbers(b.at[i, c])[0] else "text must match exactly (timing_row)"
+            else:
+                why = compare_cell(kind, a.at[i, c], b.at[i, c])
             if why:
                 label = _row_label(a, i, kinds)
                 out.append(f"{name} row {i + 1}{' ' + label if label else ''} column {c!r}: committed {a.at[i, c]!r}, "

@@ -138,3 +138,17 @@ def test_provenance_records_the_lock_hash(tmp_path, monkeypatch):
     (tmp_path / "requirements.lock").write_text("numpy==2.4.6\n")
     assert run.provenance()["lock"] == {"file": "requirements.lock",
                                         "sha256": hashlib.sha256(b"numpy==2.4.6\n").hexdigest()}
+
+
+def test_a_claim_decided_on_timings_compares_its_text_and_verdict_not_its_numbers(tmp_path):
+    head = "claim,origin,ours,interval,verdict,evidence\n"
+    row = 'CNN takes more than twice as long as the NN,paper,97 x (CNN time),"[90, 107] x",holds,{ev}'
+    committed = head + row.format(ev="training_times") + "\n"
+    slower = head + row.replace("97 x", "100 x").replace("[90, 107]", "[84, 124]").format(ev="training_times") + "\n"
+    assert check(tmp_path / "t", slower, committed).ok                                # a timing claim: numbers move freely
+    flipped = head + row.replace("holds", "does not hold").format(ev="training_times") + "\n"
+    assert not check(tmp_path / "f", flipped, committed).ok                          # ... its verdict does not
+    reworded = head + row.replace("CNN time", "NN time").format(ev="training_times") + "\n"
+    assert not check(tmp_path / "w", reworded, committed).ok                         # ... nor its text
+    accuracy = head + row.format(ev="test_accuracy") + "\n"                           # any other claim: numbers compared
+    assert not check(tmp_path / "a", accuracy.replace("97 x", "100 x"), accuracy).ok
