@@ -289,8 +289,8 @@ def reproduce(profile: str = "quick", only=None, seed: int = 0, data_source: str
             try:
                 rec = run_notebook(nb, {**base, **extra.get(nb, {})}, root / "executed", log_output=log_output,
                                    progress=progress, env=env)
-            except NotebookFailed:
-                print(f"  {nb.stem:<28} FAILED", flush=True)
+            except NotebookFailed as e:
+                print(f"  {nb.stem:<28} {'PAUSED' if e.error.startswith('TrainingPaused') else 'FAILED'}", flush=True)
                 raise
             records.append(rec)
             moved = f"   -> {_shown(Path(rec['results']).parent)}/ (its data differ from the committed results')" if rec["redirected"] else ""

@@ -243,6 +243,8 @@ def test_a_chunked_training_pauses_with_its_own_exit_code_and_resumes(tmp_path, 
     monkeypatch.setenv("PAPERLIB_CHUNK_S", "0")                    # every epoch end ends the chunk: 3 epochs, 3 calls
     codes = [reproduce.main(["reproduce", "--results-dir", str(res)]) for _ in range(3)]
     assert codes == [3, 3, 0]
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
+    assert captured.out.count("10_chunked                   PAUSED") == 2 and "FAILED" not in captured.out
     assert "PAUSED in 10_chunked: training paused after epoch 1 of 3" in err and "FAILED" not in err
     assert len(pd.read_csv(res / "10_chunked" / "tables" / "losses.csv")) == 3
