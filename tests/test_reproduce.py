@@ -97,6 +97,15 @@ def test_source_notebooks_are_output_free_and_tagged():
         assert 'profile = "quick"' in src, f"{nb_path.name}: the default profile must be quick"
 
 
+def test_source_notebooks_prose_is_markdown_not_commented_script():
+    "A markdown cell whose every line starts with '#' renders each line as a heading (a script-to-notebook slip)."
+    for nb_path in reproduce.study_notebooks():
+        for c in nbformat.read(nb_path, as_version=4).cells:
+            lines = [l for l in c.source.splitlines() if l.strip()] if c.cell_type == "markdown" else []
+            assert not (len(lines) > 1 and all(l.startswith("#") for l in lines)) and not (lines and lines[0].startswith("# #")), \
+                f"{nb_path.name}, cell {c.get('id')}: every line starts with '#' (strip the '# ' before each line)"
+
+
 # ---------------------------------------------------------------- newcomer rules (issue 8)
 def test_a_failure_names_the_failing_line_and_the_index_is_rewritten(tmp_path):
     nbs = tmp_path / "nbs"
