@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -222,7 +224,8 @@ def plan_results(profile, results_dir=None, custom: list[str] = (), write_refere
 
     The committed `results/` (or `results/full/`) records the data it came from in `sources.json`. A run whose
     data on this machine (`paperlib.data.machine_sources`) or whose parameters (`custom`: data source, seed,
-    `-p`) differ goes to the git-ignored `results/local/` instead, or, under `PAPERLIB_STRICT`, fails. `reference`
+    `-p`) differ goes to the git-ignored `results/local/` (data) or `results/local/<hash of the parameters>/`
+    instead, or, under `PAPERLIB_STRICT` (data), fails. `reference`
     is True when the run writes the reference, False when not, None when no record exists yet (then each
     notebook compares its own sources with its committed provenance)."""
     from paperlib.data import machine_sources
@@ -233,7 +236,8 @@ def plan_results(profile, results_dir=None, custom: list[str] = (), write_refere
     if write_reference:
         return root, True, "the committed results, replaced on request (--write-reference)"
     if custom:
-        return local_root(prof), False, f"other parameters than the reference run ({', '.join(custom)})"
+        tag = hashlib.sha256(json.dumps(sorted(custom)).encode()).hexdigest()[:8]
+        return local_root(prof) / tag, False, f"other parameters than the reference run ({', '.join(custom)})"
     record = root / "sources.json"
     if not record.is_file():
         return root, None, "the committed results (no record of their data yet: each notebook checks its own)"
@@ -262,18 +266,32 @@ def _refresh_front_page(root: Path, nbs_dir=None) -> Path:
     fig = root / "90_report" / "figures" / "verdicts.png"
     return write_report(root, expected=[nb.stem for nb in study_notebooks(nbs_dir) if not nb.stem.startswith("9")], figure=str(fig.relative_to(root)) if fig.exists() else None)
 
+def _print_summary(records: list[dict], t_all: float) -> None:
+    "The end of a run's log: total time, how many jobs ran, and every fallback the results now on disk rest on."
+    ran = sum(r.get("ran", True) for r in records)
+    print(f"  {'total':<28}{time.perf_counter() - t_all:7.1f} s ({ran} of {len(records)} job(s) ran, the others were up to date)", flush=True)
+    used = [(r["job"], f) for r in records for f in r["fallbacks"]]
+    for nb, f in used: print(f"  FALLBACK in {nb}: {f}", flush=True)
+    print(f"fallbacks used: {len(used)}" if used else "fallbacks used: none", flush=True)
+
 def reproduce(profile: str = "quick", only=None, seed: int = 0, data_source: str = "auto", device: str = "auto",
               results_dir=None, nbs_dir=None, log_output: bool = False, params=None, write_reference: bool = False,
-              progress: bool | None = None) -> list[dict]:
-    """Run the study's notebooks in order under `profile`; return one record per notebook (see `run_notebook`).
+              progress: bool | None = None, cores: int = 1, force: bool = False, dry_run: bool = False,
+              snakemake_args=()) -> list[dict]:
+    """Run the study's notebooks under `profile` as a Snakemake workflow; return one record per job (see `run_notebook`;
+    plus `job` and `ran`: False when the job was up to date and Snakemake skipped it).
 
     `params` are `(name, YAML value)` pairs for notebook parameters (`-p`). Where the results go is decided once,
-    before any kernel starts (`plan_results`); each notebook's fallbacks are printed as it finishes. Stops at
-    the first failure with `NotebookFailed` (or `Interrupted` on Ctrl-C); results of notebooks that finished stay
-    committed, partial ones are removed, and the results index is rewritten either way."""
+    before any kernel starts (`plan_results`). The jobs (`paperlib.workflow.plan_jobs`) run when their fingerprint
+    changed or their receipt is missing, or all of them with `force`; `cores` jobs at a time; `dry_run` only lists
+    them (records with `would_run`); `snakemake_args` are passed on (an executor). A failed notebook raises
+    `NotebookFailed` (or `Interrupted` on Ctrl-C): results of notebooks that finished stay, partial ones are
+    removed, and the results' front page is rewritten either way (the workflow's success and error handlers)."""
+    from paperlib import workflow
     from paperlib.data import machine_sources
     prof = get_profile(profile)
     data_root()                                   # a PAPERLIB_DATA that names no folder fails here, before any kernel
+    if int(cores) < 1: raise ConfigError(f"--cores {cores}: at least one job must run at a time.", "pass --cores 1 or more.")
     nbs = study_notebooks(nbs_dir, only)
     extra = parse_parameters(params, nbs)
     custom = ([f"data_source={data_source}"] if data_source != "auto" else []) + ([f"seed={seed}"] if seed != 0 else [])
@@ -281,32 +299,56 @@ def reproduce(profile: str = "quick", only=None, seed: int = 0, data_source: str
     root, reference, why = plan_results(prof, results_dir, custom, write_reference)
     base = dict(profile=prof.name, seed=int(seed), data_source=data_source, device=device, results_dir=str(root))
     env = {"PAPERLIB_WRITE_REFERENCE": "1"} if reference else {}
-    progress = True if progress is None else progress
-    print(f"reproducing {len(nbs)} notebook(s), profile {prof.name}, results in {_shown(root)}/: {why}", flush=True)
-    records, t_all = [], time.perf_counter()
+    progress = (int(cores) == 1) if progress is None else progress      # one bar at a time, or none
+    jobs = workflow.plan_jobs(nbs, extra, base, root, env, prof.name, all_notebooks=study_notebooks(nbs_dir))
+    for job in jobs.values():
+        if not workflow._receipt_valid(job): Path(job["marker"]).unlink(missing_ok=True)
+    spec = workflow.write_spec(jobs, root, prof.name, log_output, progress)
+    cmd = workflow.snakemake_command(spec, cores, dry_run, force, snakemake_args)
+    print(f"reproducing {len(nbs)} notebook(s) as {len(jobs)} job(s), profile {prof.name}, {int(cores)} at a time, "
+          f"results in {_shown(root)}/: {why}", flush=True)
+    if dry_run:
+        out = workflow.run_snakemake(cmd, capture=True)
+        if out.returncode:
+            raise PaperlibError(f"the Snakemake dry run failed (exit {out.returncode}):\n{out.stdout}{out.stderr}",
+                                "read Snakemake's message above; workflow/Snakefile declares the rules.")
+        todo = workflow.jobs_to_run(out.stdout + out.stderr, jobs)
+        for n, j in jobs.items():
+            print(f"  {n:<34} {'runs' if n in todo else 'up to date':<11} after: {', '.join(j['after']) or '-'}", flush=True)
+        print(f"{len(todo)} of {len(jobs)} job(s) would run", flush=True)
+        return [{"job": n, "notebook": Path(j["notebook"]).stem, "after": j["after"], "would_run": n in todo} for n, j in jobs.items()]
+    state = spec.parent
+    for f in (state / "failed").glob("*.json"): f.unlink()
+    (state / "finished").unlink(missing_ok=True)
+    before = {n: Path(j["marker"]).read_text() if Path(j["marker"]).is_file() else None for n, j in jobs.items()}
+    t_all = time.perf_counter()
     try:
-        for nb in nbs:
-            try:
-                rec = run_notebook(nb, {**base, **extra.get(nb, {})}, root / "executed", log_output=log_output,
-                                   progress=progress, env=env)
-            except NotebookFailed as e:
-                print(f"  {nb.stem:<28} {'PAUSED' if e.error.startswith('TrainingPaused') else 'FAILED'}", flush=True)
-                raise
-            records.append(rec)
-            moved = f"   -> {_shown(Path(rec['results']).parent)}/ (its data differ from the committed results')" if rec["redirected"] else ""
-            print(f"  {nb.stem:<28}{rec['seconds']:7.1f} s{moved}", flush=True)
-            for f in rec["fallbacks"]: print(f"  FALLBACK in {nb.stem}: {f}", flush=True)
+        proc = workflow.run_snakemake(cmd)
+    except KeyboardInterrupt:
+        pending = [n for n, j in jobs.items() if not workflow._receipt_valid(j)] or list(jobs)
+        raise Interrupted(Path(jobs[pending[0]]["notebook"])) from None
     finally:
-        shutil.rmtree(root / ".staging", ignore_errors=True)           # a failed or interrupted notebook's partial results
-        for p in (root / "executed").glob(".*.running.ipynb"): p.unlink(missing_ok=True)
-        for r in {root} | {Path(r["results"]).parent for r in records if r["redirected"]}:
-            if any(r.glob("*/provenance.json")): _refresh_front_page(r, nbs_dir)
-    print(f"  {'total':<28}{time.perf_counter() - t_all:7.1f} s", flush=True)
-    used = [(r["notebook"], f) for r in records for f in r["fallbacks"]]
-    print(f"fallbacks used: {len(used)}" + "".join(f"\n  {nb}: {f}" for nb, f in used) if used else "fallbacks used: none", flush=True)
+        if not (state / "finished").exists(): workflow.finish(spec)   # the handlers did not run (interrupted, no start)
+    failed = [state / "failed" / f"{n}.json" for n in jobs if (state / "failed" / f"{n}.json").is_file()]
+    if failed:
+        f = json.loads(failed[0].read_text())
+        print(f"  {failed[0].stem:<28} {'PAUSED' if f['error'].startswith('TrainingPaused') else 'FAILED'}", flush=True)
+        raise NotebookFailed(Path(f["notebook"]), f["cell"], f["error"], Path(f["executed"]), f["line"], f["line_no"])
+    if proc.returncode == 130 or proc.returncode < 0:
+        raise Interrupted(Path(next(iter(jobs.values()))["notebook"]))
+    if proc.returncode:
+        raise PaperlibError(f"Snakemake stopped the run (exit {proc.returncode}) without a notebook failing.",
+                            "read Snakemake's message above (a locked or broken workflow state: delete "
+                            f"{_shown(state)}/ and run again).")
+    records = []
+    for n, j in jobs.items():
+        text = Path(j["marker"]).read_text()
+        records.append({**json.loads(text), "job": n, "ran": text != before[n]})
+    _print_summary(records, t_all)
     if reference is not False and not only and not any(r["redirected"] for r in records):
         (root / "sources.json").write_text(json.dumps(machine_sources(), indent=1, sort_keys=True) + "\n")
     return records
+
 
 # %% ../nbs/04_reproduce.ipynb #d3006366
 def strip_outputs(paths, check: bool = False) -> list[Path]:
@@ -336,7 +378,8 @@ ENVIRONMENT_HELP = """environment variables:
 
 where results go: quick writes the committed results/ when this machine has the data they came from
 (results/sources.json), else results/local/ (git-ignored); full writes results/full/ (or results/local/full/);
-smoke writes .cache/smoke/. Another seed, data source or -p parameter also writes to results/local/."""
+smoke writes .cache/smoke/. Another seed, data source or -p parameter writes to results/local/<hash>/.
+A notebook re-runs only when its content, imported paperlib code, parameters or data changed (--force: always)."""
 
 def main(argv=None) -> int:
     "The `paperlib` command line (see `paperlib --help`)."
@@ -358,6 +401,11 @@ def main(argv=None) -> int:
     rp.add_argument("--write-reference", action="store_true",
                     help="let a run on other data or parameters replace the committed results/ (normally results/local/)")
     rp.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
+    rp.add_argument("--cores", type=int, default=1, help="jobs (notebooks) run side by side (default 1)")
+    rp.add_argument("--force", action="store_true", help="re-run every selected notebook, even those up to date")
+    rp.add_argument("-n", "--dry-run", action="store_true", help="list the jobs, their order and which would run; run nothing")
+    rp.add_argument("--snakemake", default="", metavar="ARGS",
+                    help="more Snakemake options, one quoted string (a cluster: --snakemake '--executor slurm --jobs 50')")
     cl = sub.add_parser("clean", help="strip outputs from the source notebooks in nbs/")
     cl.add_argument("--check", action="store_true", help="only report notebooks with outputs (exit 1 if any)")
     cp = sub.add_parser("compare", help="compare the tables of a regenerated results folder with the committed ones (tolerances: paperlib.drift)")
@@ -377,7 +425,8 @@ def main(argv=None) -> int:
     try:
         reproduce(args.profile, args.only, args.seed, args.data_source, args.device, args.results_dir,
                   log_output=args.log_output, params=args.parameters,
-                  write_reference=args.write_reference or writes_reference())
+                  write_reference=args.write_reference or writes_reference(), cores=args.cores, force=args.force,
+                  dry_run=args.dry_run, snakemake_args=shlex.split(args.snakemake))
     except NotebookFailed as e:
         if e.error.startswith("TrainingPaused"):      # PAPERLIB_CHUNK_S: a chunk ended inside a training, not a failure
             print(f"\nPAUSED in {e.notebook.stem}: {e.error.split(': ', 1)[-1]}", file=sys.stderr)

@@ -155,7 +155,9 @@ def test_results_go_to_the_reference_only_with_the_reference_data(tmp_path, monk
     (repo / "results/sources.json").write_text(json.dumps(here))
     assert reproduce.plan_results("quick")[:2] == (repo / "results", True)
     root, ref, why = reproduce.plan_results("quick", custom=["seed=1"])
-    assert root == repo / "results/local" and ref is False and "seed=1" in why
+    assert root.parent == repo / "results/local" and ref is False and "seed=1" in why   # results/local/<hash>/
+    assert reproduce.plan_results("quick", custom=["seed=2"])[0] not in (root, repo / "results/local")   # its own folder
+    assert reproduce.plan_results("quick", custom=["seed=1"])[0] == root                                  # the same one again
     monkeypatch.setattr(data, "machine_sources", lambda root=None: {"spoken_digits": {"source": "numpy-digits", "fingerprint": "b"}})
     root, ref, why = reproduce.plan_results("quick")
     assert root == repo / "results/local" and "numpy-digits here, fsdd in the reference" in why
@@ -185,15 +187,15 @@ def test_a_bare_run_prints_its_fallbacks_and_leaves_the_reference_alone(tmp_path
 
 
 def test_interrupt_prints_one_line_and_cleans_up(tmp_path, monkeypatch, capsys):
-    import papermill
+    from paperlib import workflow
     nbs = tmp_path / "nbs"
     _nb(nbs / "10_ok.ipynb", WRITE.format(stem="10_ok", value=1), "run.commit()")
     res = tmp_path / "results"
-    def interrupted(inp, out, **kw):
+    def interrupted(cmd, capture=False):                                  # Ctrl-C while Snakemake runs the notebook
         (res / ".staging/10_ok/tables").mkdir(parents=True)                # a notebook half-way through its run
-        Path(out).write_text("{}")
+        (res / "executed").mkdir(parents=True, exist_ok=True); (res / "executed/.10_ok.running.ipynb").write_text("{}")
         raise KeyboardInterrupt
-    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+    monkeypatch.setattr(workflow, "run_snakemake", interrupted)
     monkeypatch.setattr(reproduce, "study_notebooks", lambda nbs_dir=None, only=None: [nbs / "10_ok.ipynb"])
     assert reproduce.main(["reproduce", "--results-dir", str(res)]) == 130
     err = capsys.readouterr().err.strip().splitlines()
