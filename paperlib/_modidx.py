@@ -1241,6 +1241,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'paperlib.workflow._digest': ('workflow.html#_digest', 'paperlib/workflow.py'),
                                    'paperlib.workflow._imported': ('workflow.html#_imported', 'paperlib/workflow.py'),
                                    'paperlib.workflow._module_file': ('workflow.html#_module_file', 'paperlib/workflow.py'),
+                                   'paperlib.workflow._package_dir': ('workflow.html#_package_dir', 'paperlib/workflow.py'),
                                    'paperlib.workflow._receipt_valid': ('workflow.html#_receipt_valid', 'paperlib/workflow.py'),
                                    'paperlib.workflow.finish': ('workflow.html#finish', 'paperlib/workflow.py'),
                                    'paperlib.workflow.imported_modules': ('workflow.html#imported_modules', 'paperlib/workflow.py'),

@@ -392,7 +392,7 @@ def main(argv=None) -> int:
                     help="smoke (seconds, tests) | quick (default: CPU, writes the committed results/) | full (paper scale, GPU)")
     rp.add_argument("--only", nargs="+", metavar="NAME", help="notebook stems or prefixes to run (e.g. 5 or 50_recognize)")
     rp.add_argument("--seed", type=int, default=0,
-                    help="seed of every random generator (default 0, the committed results' seed; another writes to results/local/)")
+                    help="seed of every random generator (default 0, the committed results' seed; another writes to results/local/<hash>/)")
     rp.add_argument("--data-source", default="auto", help="a source name of paperlib.data.SOURCES, or auto (default)")
     rp.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     rp.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), dest="parameters",

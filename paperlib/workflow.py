@@ -41,6 +41,11 @@ def notebook_dependencies(stems: list[str]) -> dict[str, list[str]]:
 _IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.+[\w.]*|paperlib(?:\.[\w.]+)?)[ \t]+import[ \t]+\(?([\w., \t\n]+?)\)?[ \t]*(?:#.*)?$"
                      r"|import[ \t]+(paperlib(?:\.[\w]+)*))", re.M)
 
+def _package_dir() -> Path:
+    "The folder of the installed `paperlib` package."
+    import paperlib
+    return Path(paperlib.__file__).resolve().parent
+
 def _module_file(name: str, package_dir: Path) -> Path | None:
     "The file of module `name` ('paperlib.uvac.train') under `package_dir` (the `paperlib/` folder), or None."
     parts = name.split(".")[1:]
@@ -66,7 +71,7 @@ def imported_modules(notebook: Path, package_dir: Path | None = None) -> list[Pa
     """The files of every `paperlib` module that the code cells of `notebook` import, followed through those modules'
     own imports (absolute and relative), sorted. `package_dir` is the `paperlib/` folder (default: this checkout's)."""
     import nbformat
-    package_dir = Path(package_dir) if package_dir else Path(__file__).resolve().parent
+    package_dir = Path(package_dir) if package_dir else _package_dir()
     nb = nbformat.read(notebook, as_version=4)
     todo = _imported("\n".join(c.source for c in nb.cells if c.cell_type == "code"), "paperlib")
     seen: dict[str, Path] = {}
@@ -256,7 +261,7 @@ SNAKEFILE = "workflow/Snakefile"
 
 def _checkout() -> Path:
     "The checkout this paperlib was installed from (editable install): the folder above the package."
-    return Path(__file__).resolve().parent.parent
+    return _package_dir().parent
 
 def snakemake_command(spec_path: Path, cores: int = 1, dry_run: bool = False, force: bool = False,
                       extra: list[str] = ()) -> list[str]:

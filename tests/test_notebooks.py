@@ -16,7 +16,7 @@ NOTEBOOKS = study_notebooks()
 # The foundation and shared-layer notebooks other than 01_data and 05_synth, 32_uvac_model, and paper 003's street notebooks
 # (pure-NumPy simulators; the real OAP / MAVD are never on the machines) read no dataset, so hiding the real sources
 # changes nothing for them: their fallback run would only repeat the first.
-NO_DATASET = {"00_core", "02_features", "03_metrics", "04_drift", "04_reproduce", "06_cache", "06_train", "07_stats", "07_claims",
+NO_DATASET = {"00_core", "02_features", "03_metrics", "04_drift", "04_reproduce", "04_workflow", "06_cache", "06_train", "07_stats", "07_claims",
               "08_plots", "09_backbones", "32_uvac_model", "40_manifold_data", "41_manifold_vqvae", "42_manifold_atnet",
               "90_report"}
 PROGRESS_FRAME = re.compile(r"\d+%\|")
