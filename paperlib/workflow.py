@@ -15,9 +15,9 @@ from pathlib import Path
 from .core import ConfigError, PaperlibError, cache_dir, get_profile, local_root, repo_root
 
 # %% auto #0
-__all__ = ['SWEEPS', 'SNAKEFILE', 'notebook_dependencies', 'imported_modules', 'job_fingerprint', 'uvac_table1_sweep',
-           'state_dir', 'plan_jobs', 'write_spec', 'load_spec', 'run_job', 'finish', 'snakemake_command',
-           'run_snakemake', 'jobs_to_run', 'main']
+__all__ = ['SWEEPS', 'THREAD_VARIABLES', 'SNAKEFILE', 'notebook_dependencies', 'imported_modules', 'job_fingerprint',
+           'uvac_table1_sweep', 'state_dir', 'plan_jobs', 'write_spec', 'load_spec', 'run_job', 'finish',
+           'snakemake_command', 'run_snakemake', 'jobs_to_run', 'main']
 
 # %% ../nbs/04_workflow.ipynb #b912e42e
 def notebook_dependencies(stems: list[str]) -> dict[str, list[str]]:
@@ -173,6 +173,10 @@ def plan_jobs(notebooks: list[Path], params: dict[Path, dict], base: dict, root:
     return jobs
 
 # %% ../nbs/04_workflow.ipynb #255b4573
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+"What Snakemake sets to a job's `threads` (1) in its shell: each job puts back the values `paperlib reproduce` saw."
+
 def write_spec(jobs: dict[str, dict], root: Path, profile: str, log_output: bool = False, progress: bool = False) -> Path:
     """Write the run's spec (`<state>/spec.json`), which `workflow/Snakefile` reads: the jobs, the results folder, the
     Python that runs each job, and the `PAPERLIB_*` variables of this environment (so that a job sent to another
@@ -181,7 +185,8 @@ def write_spec(jobs: dict[str, dict], root: Path, profile: str, log_output: bool
     (state / "done").mkdir(parents=True, exist_ok=True)
     spec = {"root": str(Path(root).resolve()), "profile": get_profile(profile).name, "python": sys.executable,
             "cwd": str(repo_root() or Path.cwd()), "log_output": log_output, "progress": progress,
-            "environment": {k: v for k, v in os.environ.items() if k.startswith("PAPERLIB_")}, "jobs": jobs}
+            "environment": {k: v for k, v in os.environ.items() if k.startswith("PAPERLIB_")},
+            "thread_environment": {k: os.environ.get(k) for k in THREAD_VARIABLES}, "jobs": jobs}
     out = state / "spec.json"
     out.write_text(json.dumps(spec, indent=1))
     return out
@@ -214,6 +219,9 @@ def run_job(spec_path, name: str) -> int:
     state = Path(spec_path).parent
     numba = Path(os.environ.get("NUMBA_CACHE_DIR") or cache_dir() / "numba") / re.sub(r"\W", "_", name)
     env = {**job["env"], "NUMBA_CACHE_DIR": str(numba)}
+    for k, v in spec["thread_environment"].items():        # Snakemake's OMP_NUM_THREADS=1 would change the numbers
+        if v is None: os.environ.pop(k, None)
+        else: os.environ[k] = v
     failed = state / "failed" / f"{name}.json"
     failed.unlink(missing_ok=True)
     try:
@@ -281,12 +289,24 @@ def snakemake_command(spec_path: Path, cores: int = 1, dry_run: bool = False, fo
     return cmd + list(extra)
 
 def run_snakemake(cmd: list[str], capture: bool = False) -> subprocess.CompletedProcess:
-    "Run Snakemake (its output streams through unless `capture`); a missing Snakemake is a `ConfigError`."
+    """Run Snakemake (its output streams through unless `capture`); a missing Snakemake is a `ConfigError`.
+
+    On Ctrl-C Snakemake gets the signal too: it is given a minute to stop its jobs and release its lock on the state
+    folder (killed at once, it would leave the lock and the next run would refuse to start), then the
+    `KeyboardInterrupt` goes on."""
     import importlib.util
     if importlib.util.find_spec("snakemake") is None:
         raise ConfigError("Snakemake is not installed in this environment.",
                           "install the study's environment: pip install -c requirements.lock -e '.[dev]'.")
-    return subprocess.run(cmd, capture_output=capture, text=True, cwd=_checkout())
+    pipe = subprocess.PIPE if capture else None
+    proc = subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=True, cwd=_checkout())
+    try:
+        out, err = proc.communicate()
+    except KeyboardInterrupt:
+        try: proc.wait(timeout=60)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt): proc.kill()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 def jobs_to_run(dry_run_output: str, jobs: dict[str, dict]) -> list[str]:
     "The job names a Snakemake dry run would execute, in the spec's order (read from its 'rule nb_...:' lines)."

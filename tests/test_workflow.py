@@ -87,3 +87,15 @@ def test_a_second_run_runs_nothing_and_a_change_reruns_what_depends_on_it(tmp_pa
     assert run() == {"10_a": False, "11_b": False, "20_c": True}
     assert all(run(force=True).values())                                       # --force: everything
     assert (res / "README.md").read_text().count("## ") == 3                   # the front page, from the handler
+
+
+@pytest.mark.notebooks
+def test_kernels_see_the_thread_limits_of_the_caller_not_snakemakes(tmp_path, monkeypatch):
+    "Snakemake sets OMP_NUM_THREADS=1 (and more) in a job's shell; the kernels must not inherit it (the numbers move)."
+    import os
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False); monkeypatch.setenv("MKL_NUM_THREADS", "2")
+    nbs, res = tmp_path / "nbs", tmp_path / "results"
+    _nb(nbs / "10_t.ipynb", WRITE.format(stem="10_t", value="repr(os.environ.get('OMP_NUM_THREADS')) + ' ' + os.environ.get('MKL_NUM_THREADS')")
+        .replace("import pandas as pd", "import os, pandas as pd"), "run.commit()")
+    reproduce.reproduce("quick", nbs_dir=nbs, results_dir=res)
+    assert pd.read_csv(res / "10_t/tables/t.csv").value[0] == "None 2"
