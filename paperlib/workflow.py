@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -136,7 +137,7 @@ def plan_jobs(notebooks: list[Path], params: dict[Path, dict], base: dict, root:
     data_source, device, results_dir), `env` the kernels' extra environment. Fingerprints are computed over
     `all_notebooks` (default: `notebooks`) so that a notebook's fingerprint does not depend on what else was
     selected. Each job: `notebook`, `params`, `executed_dir`, `env`, `after` (job names), `inputs` (the imported
-    modules), `fingerprint`, `rule` (its Snakemake rule name), `priority` (earlier notebooks first)."""
+    modules), `fingerprint`, `rule` (its Snakemake rule name), `priority` (longest expected path to the end first)."""
     if data is None:
         from paperlib.data import machine_sources
         data = machine_sources()
@@ -168,9 +169,26 @@ def plan_jobs(notebooks: list[Path], params: dict[Path, dict], base: dict, root:
                 sel_deps[stem] + [f"{stem}.{f}" for f in follows], _digest(fps[stem], narrow))
             sweep_names.append(name)
         add(stem, nb, p, Path(root) / "executed", dict(env), sel_deps[stem] + sweep_names, fps[stem])
-    n = len(jobs)
-    for i, job in enumerate(jobs.values()): job["priority"] = n - i
+    _set_priorities(jobs, root)
     return jobs
+
+def _expected_seconds(job: dict, root: Path) -> float:
+    "A job's wall time as its notebook's last run in `root` recorded it (`provenance.json`), else 60 s."
+    prov = Path(root) / Path(job["notebook"]).stem / "provenance.json"
+    try: return float(json.loads(prov.read_text()).get("wall_time_s") or 60)
+    except (OSError, ValueError): return 60.0
+
+def _set_priorities(jobs: dict[str, dict], root: Path) -> None:
+    """Each job's Snakemake `priority`: the expected seconds of the longest path from its start to the end of the run
+    (its own time plus that of the longest chain of jobs that follow it), so that with `--cores N` the long
+    chains (paper 002's block, 003's) start first and the short ones fill in; the numbers never depend on it."""
+    followers: dict[str, list[str]] = {n: [] for n in jobs}
+    for n, job in jobs.items():
+        for a in job["after"]: followers[a].append(n)
+    path: dict[str, float] = {}
+    for n in reversed(list(jobs)):                                # jobs come after the jobs they follow
+        path[n] = _expected_seconds(jobs[n], root) + max((path[f] for f in followers[n]), default=0.0)
+        jobs[n]["priority"] = int(round(path[n]))
 
 # %% ../nbs/04_workflow.ipynb #255b4573
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -303,6 +321,7 @@ def run_snakemake(cmd: list[str], capture: bool = False) -> subprocess.Completed
     try:
         out, err = proc.communicate()
     except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)          # in case only this process got the signal (a `kill -INT` of it)
         try: proc.wait(timeout=60)
         except (subprocess.TimeoutExpired, KeyboardInterrupt): proc.kill()
         raise
