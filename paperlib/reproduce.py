@@ -303,7 +303,7 @@ def reproduce(profile: str = "quick", only=None, seed: int = 0, data_source: str
     jobs = workflow.plan_jobs(nbs, extra, base, root, env, prof.name, all_notebooks=study_notebooks(nbs_dir))
     for job in jobs.values():
         if not workflow._receipt_valid(job): Path(job["marker"]).unlink(missing_ok=True)
-    spec = workflow.write_spec(jobs, root, prof.name, log_output, progress)
+    spec = workflow.write_spec(jobs, root, prof.name, log_output, progress, serial=int(cores) == 1 and not snakemake_args)
     cmd = workflow.snakemake_command(spec, cores, dry_run, force, snakemake_args)
     print(f"reproducing {len(nbs)} notebook(s) as {len(jobs)} job(s), profile {prof.name}, {int(cores)} at a time, "
           f"results in {_shown(root)}/: {why}", flush=True)

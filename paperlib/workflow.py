@@ -195,16 +195,18 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS
                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 "What Snakemake sets to a job's `threads` (1) in its shell: each job puts back the values `paperlib reproduce` saw."
 
-def write_spec(jobs: dict[str, dict], root: Path, profile: str, log_output: bool = False, progress: bool = False) -> Path:
+def write_spec(jobs: dict[str, dict], root: Path, profile: str, log_output: bool = False, progress: bool = False,
+               serial: bool = False) -> Path:
     """Write the run's spec (`<state>/spec.json`), which `workflow/Snakefile` reads: the jobs, the results folder, the
     Python that runs each job, and the `PAPERLIB_*` variables of this environment (so that a job sent to another
-    machine by a cluster executor sees the same data and cache folders)."""
+    machine by a cluster executor sees the same data and cache folders). `serial`: the jobs run one at a time on this
+    machine (then they share one numba cache folder, see `run_job`)."""
     state = state_dir(root, profile)
     (state / "done").mkdir(parents=True, exist_ok=True)
     spec = {"root": str(Path(root).resolve()), "profile": get_profile(profile).name, "python": sys.executable,
             "cwd": str(repo_root() or Path.cwd()), "log_output": log_output, "progress": progress,
             "environment": {k: v for k, v in os.environ.items() if k.startswith("PAPERLIB_")},
-            "thread_environment": {k: os.environ.get(k) for k in THREAD_VARIABLES}, "jobs": jobs}
+            "thread_environment": {k: os.environ.get(k) for k in THREAD_VARIABLES}, "serial": bool(serial), "jobs": jobs}
     out = state / "spec.json"
     out.write_text(json.dumps(spec, indent=1))
     return out
@@ -235,7 +237,7 @@ def run_job(spec_path, name: str) -> int:
     spec = load_spec(spec_path)
     job = spec["jobs"][name]
     state = Path(spec_path).parent
-    numba = Path(os.environ.get("NUMBA_CACHE_DIR") or cache_dir() / "numba") / re.sub(r"\W", "_", name)
+    numba = Path(os.environ.get("NUMBA_CACHE_DIR") or cache_dir() / "numba") / ("serial" if spec.get("serial") else re.sub(r"\W", "_", name))
     env = {**job["env"], "NUMBA_CACHE_DIR": str(numba)}
     for k, v in spec["thread_environment"].items():        # Snakemake's OMP_NUM_THREADS=1 would change the numbers
         if v is None: os.environ.pop(k, None)
@@ -336,7 +338,11 @@ def jobs_to_run(dry_run_output: str, jobs: dict[str, dict]) -> list[str]:
 def main(argv=None) -> int:
     "`python -m paperlib.workflow job SPEC NAME | finish SPEC` (what the Snakefile's rules and handlers call)."
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) == 3 and argv[0] == "job": return run_job(argv[1], argv[2])
+    if len(argv) == 3 and argv[0] == "job":
+        # jsonschema imports rfc3987_syntax (IRI formats, unused by nbformat) if installed; building its grammar costs
+        # about 2 s per job process. Marked absent, jsonschema skips that format and papermill starts 2 s sooner.
+        sys.modules.setdefault("rfc3987_syntax", None)
+        return run_job(argv[1], argv[2])
     if len(argv) == 2 and argv[0] == "finish": finish(argv[1]); return 0
     print("usage: python -m paperlib.workflow job SPEC NAME | finish SPEC", file=sys.stderr)
     return 2

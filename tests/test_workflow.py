@@ -99,3 +99,14 @@ def test_kernels_see_the_thread_limits_of_the_caller_not_snakemakes(tmp_path, mo
         .replace("import pandas as pd", "import os, pandas as pd"), "run.commit()")
     reproduce.reproduce("quick", nbs_dir=nbs, results_dir=res)
     assert pd.read_csv(res / "10_t/tables/t.csv").value[0] == "None 2"
+
+
+def test_jobs_run_one_at_a_time_share_one_numba_cache_and_side_by_side_get_their_own(tmp_path):
+    "Cold numba compiles cost ~30 s a notebook: serial jobs share a folder; parallel ones must not (a shared folder segfaulted)."
+    nbs = tmp_path / "nbs"
+    _nb(nbs / "10_t.ipynb", WRITE.format(stem="10_t", value="os.path.basename(os.environ['NUMBA_CACHE_DIR'])")
+        .replace("import pandas as pd", "import os, pandas as pd"), "run.commit()")
+    for cores, folder in [(1, "serial"), (2, "10_t")]:
+        res = tmp_path / f"results{cores}"
+        reproduce.reproduce("quick", nbs_dir=nbs, results_dir=res, cores=cores)
+        assert pd.read_csv(res / "10_t/tables/t.csv").value[0] == folder
