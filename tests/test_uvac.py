@@ -386,3 +386,29 @@ def test_literal_magnitude_input_and_profile_networks():
     assert (cfg.kernel, cfg.padding, cfg.in_shape) == (4, 1, q.shapes["digits"])
     assert ud.UVAC_SETTINGS["full"].net_config("digits", 5).kernel == 8          # the paper's kernels at full size
     assert q.scene_clusters == (10,) and "magnitude" in q.digit_inputs
+
+
+def test_ablation_variant_is_cached_by_content_and_pauses_and_resumes_in_chunks(monkeypatch):
+    "34's variants train through the model cache: same inputs load, other K-means clusters retrain, chunks resume exactly."
+    from paperlib.train import TrainConfig, TrainingPaused
+    from paperlib.uvac.ablation import Variant, train_variant
+    from paperlib.uvac.model import UVACConfig
+    rng = np.random.default_rng(0)
+    X = rng.random((24, 1, 16, 16)).astype(np.float32)
+    y0 = np.arange(24) % 4
+    cfg, tc = UVACConfig(in_shape=(16, 16), n_clusters=4, kernel=4, padding=1), TrainConfig(epochs=3, batch_size=8, seed=0)
+    v = Variant("warm start", warm_start=1)
+    m1, h1 = train_variant(X, y0, cfg, tc, v, 0.25)
+    m2, h2 = train_variant(X, y0, cfg, tc, v, 0.25)          # from the cache: same weights, same history
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+    assert h1["loss"].tolist() == h2["loss"].tolist() and len(h1) == 3
+    m3, _ = train_variant(X, (y0 + 1) % 4, cfg, tc, v, 0.25)  # other warm-start clusters: another training
+    assert not torch.equal(m3.p_x_yz.deconv[0].weight, m1.p_x_yz.deconv[0].weight)
+    monkeypatch.setenv("PAPERLIB_CHUNK_S", "0")               # a new setting (lam), paused after every epoch
+    for _ in range(2):
+        with pytest.raises(TrainingPaused): train_variant(X, y0, cfg, tc, v, 0.5)
+    m4, h4 = train_variant(X, y0, cfg, tc, v, 0.5)
+    monkeypatch.delenv("PAPERLIB_CHUNK_S")
+    m5, h5 = train_variant(X, y0, cfg, tc, v, 0.5, cache=False)                # the same training in one go
+    assert h4["loss"].tolist() == h5["loss"].tolist()
+    assert all(torch.equal(a, b) for a, b in zip(m4.state_dict().values(), m5.state_dict().values()))

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..cache import array_digest, cache_key, cached_model
 from ..core import ConfigError
 from ..train import TrainConfig, anneal, fit
 from .model import CatUVAC, UVACConfig, bernoulli_nll, cat_uvac_terms, encode_cat_uvac, kl_normal
@@ -95,14 +96,17 @@ def variant_step(model: CatUVAC, batch: dict, epoch: int, *, v: Variant, lam: fl
 
 # %% ../../nbs/34_uvac_ablation.ipynb #77b03eec
 def train_variant(X, y0, cfg: UVACConfig, tc: TrainConfig, v: Variant, lam: float, val: tuple | None = None,
-                  tau: tuple = (1.0, 0.5), device="cpu", desc: str | None = None) -> tuple[CatUVAC, pd.DataFrame]:
+                  tau: tuple = (1.0, 0.5), device="cpu", desc: str | None = None, cache: bool = True) -> tuple[CatUVAC, pd.DataFrame]:
     """Train Cat. UVAC under variant `v` on clips X (n, 1, bins, frames) with K-means clusters y0 (n,) of the same
     clips. `val` = (X_val, y_val) gives per-epoch validation accuracy and NMI (labels enter nothing else).
-    Returns the model (eval mode) and its history."""
+    Returns the model (eval mode) and its history (one row per epoch; `seconds`: the epoch's training time).
+
+    Like every training of the study it goes through `paperlib.cache.cached_model`: keyed on the clips, K-means
+    clusters and validation arrays by content and on every setting, taken from the cache when trained before, and
+    (full profile) checkpointed at epoch ends so that it pauses and resumes in chunks (PAPERLIB_CHUNK_S)."""
     if len(X) != len(y0): raise ConfigError(f"{len(X)} clips but {len(y0)} K-means clusters.", "pass y0 for the same clips as X.")
     if v.batch_size: tc = replace(tc, batch_size=v.batch_size)
-    torch.manual_seed(tc.seed)
-    model = CatUVAC(cfg).to(torch.device(device))
+    y0 = np.asarray(y0, dtype=np.int64)
 
     def step(model, batch, epoch):
         return variant_step(model, batch, epoch, v=v, lam=lam, n_epochs=tc.epochs, tau=tau)
@@ -112,5 +116,10 @@ def train_variant(X, y0, cfg: UVACConfig, tc: TrainConfig, v: Variant, lam: floa
         c = encode_cat_uvac(model, val[0], device=device)["clusters"]
         return {"val_acc": cluster_accuracy(val[1], c), "val_nmi": fast_nmi(val[1], c), "val_clusters_used": len(np.unique(c))}
 
-    history = fit(model, step, {"x": X, "y0": np.asarray(y0, dtype=np.int64)}, tc, validate, progress=desc)
+    def build():
+        torch.manual_seed(tc.seed); return CatUVAC(cfg)
+    key = cache_key("cat-uvac-variant", array_digest(np.asarray(X), y0, *[np.asarray(a) for a in (val or ())]),
+                    repr(cfg), repr(tc), repr(v), repr(lam), repr(tuple(tau)))
+    model, history, _ = cached_model("uvac-model", key, build, lambda m: fit(m, step, {"x": X, "y0": y0}, tc, validate, progress=desc),
+                                     enabled=cache, device=device)
     return model, pd.DataFrame(history)
