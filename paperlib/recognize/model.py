@@ -169,7 +169,8 @@ def train_config(S: RecognizeSettings, model: str, seed: int = 0) -> TrainConfig
     shuffle whenever fewer than a batch of examples is left), a curve row every `eval_every` steps; `seed`: batch order."""
     cnn = model == "cnn"
     return TrainConfig(steps=S.cnn_iterations if cnn else S.iterations, batch_size=S.batch_size, drop_last=True, lr=S.lr,
-                       eval_every=S.cnn_eval_every if cnn else S.eval_every, seed=seed, threads=S.threads)
+                       eval_every=S.cnn_eval_every if cnn else S.eval_every, seed=seed,
+                       threads=S.cnn_threads if cnn else S.threads)
 
 def curve_sizes(S: RecognizeSettings, model: str) -> tuple[int, int | None]:
     "Training and validation examples scored for the curves of `model` (None: the whole validation split)."
