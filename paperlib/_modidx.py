@@ -93,6 +93,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'paperlib.core.is_strict': ('core.html#is_strict', 'paperlib/core.py'),
                                'paperlib.core.local_root': ('core.html#local_root', 'paperlib/core.py'),
                                'paperlib.core.package_versions': ('core.html#package_versions', 'paperlib/core.py'),
+                               'paperlib.core.pin_threads': ('core.html#pin_threads', 'paperlib/core.py'),
                                'paperlib.core.progress_bar': ('core.html#progress_bar', 'paperlib/core.py'),
                                'paperlib.core.repo_root': ('core.html#repo_root', 'paperlib/core.py'),
                                'paperlib.core.resolve_device': ('core.html#resolve_device', 'paperlib/core.py'),

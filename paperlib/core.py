@@ -31,10 +31,10 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 
 # %% auto #0
 __all__ = ['PROFILES', 'PROVENANCE_PACKAGES', 'SOURCE_PATHS', 'PaperlibError', 'ConfigError', 'DataError', 'check_choice',
-           'check_positive', 'Profile', 'get_profile', 'seed_everything', 'rng', 'resolve_device', 'repo_root',
-           'cache_dir', 'data_root', 'is_strict', 'fallbacks_only', 'fallback', 'fallbacks_used', 'progress_bar',
-           'package_versions', 'git_commit', 'results_root', 'local_root', 'is_reference_root', 'writes_reference',
-           'source_identity', 'identity_differences', 'source_hashes', 'Run', 'start_run']
+           'check_positive', 'Profile', 'get_profile', 'seed_everything', 'rng', 'resolve_device', 'pin_threads',
+           'repo_root', 'cache_dir', 'data_root', 'is_strict', 'fallbacks_only', 'fallback', 'fallbacks_used',
+           'progress_bar', 'package_versions', 'git_commit', 'results_root', 'local_root', 'is_reference_root',
+           'writes_reference', 'source_identity', 'identity_differences', 'source_hashes', 'Run', 'start_run']
 
 # %% ../nbs/00_core.ipynb #24e13f04
 class PaperlibError(ValueError):
@@ -69,10 +69,12 @@ def check_positive(name: str, value, integer: bool = False, allow_zero: bool = F
 # %% ../nbs/00_core.ipynb #8f3ea91c
 @dataclass(frozen=True)
 class Profile:
-    "How big a run is: a name, what it is for, and where its results go (`None`: a temporary folder)."
+    """How big a run is: a name, what it is for, where its results go (`None`: a temporary folder), and the CPU threads
+    of torch and of NumPy's BLAS in its kernels (`None`: the machine's default, one per core)."""
     name: str
     purpose: str
     results_subdir: str | None
+    threads: int | None = None
 
     def pick(self, table: Mapping[str, Any]) -> Any:
         """This profile's entry of a `{profile name: settings}` table; every profile must have an entry.
@@ -87,8 +89,8 @@ class Profile:
         return dict(entry) if isinstance(entry, Mapping) else entry
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", "test suite: seconds per notebook, tiny data", None),
-    "quick": Profile("quick", "CPU, two cores: honest but reduced training; what CI regenerates", ""),
+    "smoke": Profile("smoke", "test suite: seconds per notebook, tiny data", None, threads=2),
+    "quick": Profile("quick", "CPU, two cores: honest but reduced training; what CI regenerates", "", threads=2),
     "full":  Profile("full", "paper scale: epochs, dataset sizes and sweeps of the paper, meant for a GPU", "full"),
 }
 
@@ -138,6 +140,28 @@ def resolve_device(device: str = "auto"):
         raise ConfigError(f"device={device!r} was asked for but torch sees no CUDA GPU.",
                           "pass device='auto' or 'cpu', or run on a machine with a GPU and a CUDA build of torch.")
     return dev
+
+def pin_threads(n: int | None) -> dict:
+    """Use `n` CPU threads in torch, in the BLAS and OpenMP libraries already loaded (through threadpoolctl: NumPy's
+    OpenBLAS, scikit-learn's OpenMP) and, through OMP/OPENBLAS/MKL_NUM_THREADS, in those loaded later (SciPy's
+    OpenBLAS), from now on in this process; `None` leaves all at the machine's default.
+    Returns {'torch': n, 'blas': n, 'openmp': n (lists where libraries differ), 'cpus': os.cpu_count()}.
+
+    The thread count orders floating-point sums (torch's convolutions, K-means' centre updates), so it decides numbers:
+    smoke and quick pin 2 (the committed results' machine has two cores), so that a machine with more or fewer cores
+    reproduces the same tables instead of drifting (same CPU family assumed: kernels also differ by instruction set);
+    full uses every core."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+    if n is not None:
+        check_positive("threads", n, integer=True)
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"): os.environ[var] = str(int(n))
+        torch.set_num_threads(int(n))
+        threadpool_limits(int(n))
+    def counts(api):
+        c = sorted({p["num_threads"] for p in threadpool_info() if p.get("user_api") == api})
+        return c[0] if len(c) == 1 else c
+    return {"torch": torch.get_num_threads(), "blas": counts("blas"), "openmp": counts("openmp"), "cpus": os.cpu_count()}
 
 # %% ../nbs/00_core.ipynb #69f6187f
 def repo_root() -> Path | None:
@@ -335,6 +359,7 @@ class Run:
     rng: np.random.Generator | None = None
     started: float = field(default_factory=time.perf_counter)
     committed: Path | None = None
+    threads: dict = field(default_factory=dict)
 
     @property
     def final_dir(self) -> Path: return self.root / self.stem
@@ -396,7 +421,7 @@ class Run:
             "data_source": self.data_source, "params": self.params, "data_sources": self.sources,
             "fallbacks": fallbacks_used(), "notes": self.notes, "timings_s": self.timings,
             "wall_time_s": round(time.perf_counter() - self.started, 2),
-            "packages": package_versions(), "git": git_commit(), "platform": platform.platform(),
+            "packages": package_versions(), "git": git_commit(), "platform": platform.platform(), "threads": self.threads,
             "lock": {"file": lock.name, "sha256": hashlib.sha256(lock.read_bytes()).hexdigest()}
                     if lock is not None and lock.is_file() else None,
             "source_hashes": source_hashes(self.stem) if root else None,    # what a full table is stale against (90_report)
@@ -456,17 +481,19 @@ class Run:
 # %% ../nbs/00_core.ipynb #b971d378
 def start_run(stem: str, profile: str = "quick", seed: int = 0, device: str = "auto", data_source: str = "auto",
               results_dir=None, **params) -> Run:
-    """Begin a notebook's run: validate the parameters, seed everything, resolve device and results folder.
+    """Begin a notebook's run: validate the parameters, seed everything, pin the CPU threads (`pin_threads`), resolve
+    device and results folder.
 
     `stem` is the notebook's file stem (e.g. '50_recognize'); its results go to `<results>/<stem>/` on `commit()`.
     Extra keyword `params` are recorded in the provenance."""
     prof = get_profile(profile)
     rng = seed_everything(seed)
+    threads = pin_threads(prof.threads)
     dev = resolve_device(device)
     if not isinstance(data_source, str) or not data_source:
         raise ConfigError(f"data_source={data_source!r} must be a source name or 'auto'.", "see paperlib.data.SOURCES.")
     root = results_root(prof, results_dir)
     run = Run(stem=stem, profile=prof, seed=int(seed), device=dev, data_source=data_source, root=root,
-              params=dict(params), rng=rng)
+              params=dict(params), rng=rng, threads=threads)
     if run.staging_dir.exists(): shutil.rmtree(run.staging_dir)
     return run

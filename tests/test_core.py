@@ -1,4 +1,5 @@
 import json
+import os
 import warnings
 
 import numpy as np
@@ -224,3 +225,27 @@ def test_provenance_dirty_flag_ignores_rewritten_results():
     assert set(core.SOURCE_PATHS) == {"nbs", "paperlib", "pyproject.toml"}
     g = core.git_commit()
     assert set(g) == {"commit", "dirty"}
+
+
+def test_quick_and_smoke_pin_two_threads_whatever_the_machine(tmp_path):
+    "The thread count orders float sums: quick's numbers must not depend on the cores of the machine that runs it."
+    import torch
+    from threadpoolctl import threadpool_info
+    from paperlib.core import get_profile, pin_threads, start_run
+    assert get_profile("quick").threads == get_profile("smoke").threads == 2 and get_profile("full").threads is None
+    before = torch.get_num_threads()
+    env = {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    try:
+        got = pin_threads(1)
+        assert got["torch"] == torch.get_num_threads() == 1 and got["blas"] == 1 and got["openmp"] == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info() if p.get("user_api") in ("blas", "openmp"))
+        assert os.environ["OMP_NUM_THREADS"] == os.environ["OPENBLAS_NUM_THREADS"] == "1"   # libraries loaded later
+        run = start_run("00_demo", profile="smoke", results_dir=tmp_path)
+        assert torch.get_num_threads() == 2 and run.threads["torch"] == 2 and run.threads["cpus"] == os.cpu_count()
+        assert run.provenance()["threads"] == run.threads
+        with pytest.raises(ConfigError): pin_threads(0)
+    finally:
+        pin_threads(before)
+        for var, value in env.items():
+            if value is None: os.environ.pop(var, None)
+            else: os.environ[var] = value

@@ -95,10 +95,12 @@ def test_kernels_see_the_thread_limits_of_the_caller_not_snakemakes(tmp_path, mo
     import os
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False); monkeypatch.setenv("MKL_NUM_THREADS", "2")
     nbs, res = tmp_path / "nbs", tmp_path / "results"
-    _nb(nbs / "10_t.ipynb", WRITE.format(stem="10_t", value="repr(os.environ.get('OMP_NUM_THREADS')) + ' ' + os.environ.get('MKL_NUM_THREADS')")
-        .replace("import pandas as pd", "import os, pandas as pd"), "run.commit()")
+    # the kernel's environment as it starts (start_run then pins the quick profile's two threads itself)
+    _nb(nbs / "10_t.ipynb", WRITE.format(stem="10_t", value="repr(_omp) + ' ' + _mkl + ' ' + str(torch.get_num_threads())")
+        .replace("import pandas as pd", "import os; _omp, _mkl = os.environ.get('OMP_NUM_THREADS'), os.environ.get('MKL_NUM_THREADS')\n"
+                 "import torch, pandas as pd"), "run.commit()")
     reproduce.reproduce("quick", nbs_dir=nbs, results_dir=res)
-    assert pd.read_csv(res / "10_t/tables/t.csv").value[0] == "None 2"
+    assert pd.read_csv(res / "10_t/tables/t.csv").value[0] == "None 2 2"
 
 
 def test_jobs_run_one_at_a_time_share_one_numba_cache_and_side_by_side_get_their_own(tmp_path):
