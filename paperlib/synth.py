@@ -18,7 +18,7 @@ from .core import ConfigError, DataError, check_choice, check_positive, data_roo
 from .data import Clips, load_dataset, resolve_source
 
 # %% auto #0
-__all__ = ['SOUNDFONT_PATHS', 'DRUM_BANK', 'DRUM_CHANNEL', 'NUMPY_RENDERER_ID', 'SCENE_SR', 'LAYERS', 'synth_digit',
+__all__ = ['SOUNDFONT_PATHS', 'DRUM_BANK', 'DRUM_CHANNEL', 'AVL_KITS', 'NUMPY_RENDERER_ID', 'SCENE_SR', 'LAYERS', 'synth_digit',
            'synth_digits', 'find_soundfonts', 'soundfont_fingerprint', 'SoundFontRenderer', 'NumpyRenderer',
            'get_renderer', 'renderer_fingerprint', 'renderer_present', 'shaped_noise', 'band_limit', 'slow_envelope',
            'harmonic_tone', 'room', 'place', 'poisson_onsets', 'SceneKit', 'layer_rumble', 'layer_hum', 'layer_babble',
@@ -107,6 +107,9 @@ SOUNDFONT_PATHS = {
     "TimGM6mb": Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
 }
 DRUM_BANK, DRUM_CHANNEL = 128, 9
+AVL_KITS: dict[str, Path] = {"Black_Pearl_4_LV2": Path("/usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2"),
+                             "Red_Zeppelin_4_LV2": Path("/usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2")}
+"Drum-kit SoundFonts whose kits are bank-0 presets on the GM drum keys (Debian `avldrums.lv2-soundfont`: two real kits)."
 NUMPY_RENDERER_ID = "numpy-synth"
 
 def find_soundfonts() -> dict[str, Path]:
@@ -160,20 +163,28 @@ class SoundFontRenderer:
 
     Parameters
     ----------
-    soundfont : path to the SoundFont, or a name of `find_soundfonts()` ('FluidR3_GM', 'TimGM6mb').
+    soundfont : path to the SoundFont, or a name of `find_soundfonts()` ('FluidR3_GM', 'TimGM6mb') or of `AVL_KITS`.
     sr : sample rate in Hz of the rendered notes.
     gain : FluidSynth's master gain (0.5 keeps full-velocity chords below clipping).
+    drum_bank : the bank that holds the file's drum kits: 128 in a General MIDI SoundFont; a kit file may keep them
+        in bank 0 (the AVL kits: None picks 0 for the files of `AVL_KITS`, else 128). Its kits are then listed by
+        `drum_kits()` (and `presets(128)`) and played by `render(..., drum=True)` on a melodic channel, where FluidSynth
+        looks bank-0 presets up; such a file has no melodic programs (`presets(drum_bank)` is empty).
     """
     _BLOCK = 64
 
-    def __init__(self, soundfont="FluidR3_GM", sr: int = 44100, gain: float = 0.5):
-        path = SOUNDFONT_PATHS.get(soundfont, Path(str(soundfont))) if isinstance(soundfont, str) else Path(soundfont)
+    def __init__(self, soundfont="FluidR3_GM", sr: int = 44100, gain: float = 0.5, drum_bank: int | None = None):
+        known = {**SOUNDFONT_PATHS, **AVL_KITS}
+        path = known.get(soundfont, Path(str(soundfont))) if isinstance(soundfont, str) else Path(soundfont)
         if not path.is_file():
             raise DataError(f"SoundFont {path} does not exist.",
                             f"install Debian's fluid-soundfont-gm / timgm6mb-soundfont or pass the path of a .sf2/.sf3 file (known: {list(find_soundfonts())}).")
         check_positive("sr", sr, integer=True)
         fs = _fluidsynth()
         self.path, self.sr, self.name = path, int(sr), path.stem
+        self.drum_bank = (0 if path in set(AVL_KITS.values()) else DRUM_BANK) if drum_bank is None else int(drum_bank)
+        if not 0 <= self.drum_bank <= DRUM_BANK:
+            raise ConfigError(f"drum_bank={drum_bank} is not a MIDI bank.", "pass 128 (General MIDI) or the bank of the file's kits, e.g. 0.")
         self._synth = fs.Synth(gain=float(gain), samplerate=int(sr), **{"synth.reverb.active": 0, "synth.chorus.active": 0})
         self._sfid = self._synth.sfload(str(path))
         if self._sfid < 0:
@@ -196,7 +207,15 @@ class SoundFontRenderer:
         self._synth.system_reset()
 
     def presets(self, bank: int = 0) -> dict[int, str]:
-        "Program number -> preset name of every preset in `bank` (0: melodic GM programs, 128: drum kits)."
+        """Program number -> preset name of every preset in `bank` (0: melodic GM programs, 128: drum kits). A file whose
+        kits sit in another bank (`drum_bank`) lists them under 128, and nothing under their own bank."""
+        if self.drum_bank != DRUM_BANK:
+            if bank == self.drum_bank: return {}
+            if bank == DRUM_BANK: bank = self.drum_bank
+        return self._listed(bank)
+
+    def _listed(self, bank: int) -> dict[int, str]:
+        "The presets the file has in `bank`, as FluidSynth lists them."
         out = {}
         for p in range(128):
             name = self._synth.sfpreset_name(self._sfid, bank, p)
@@ -204,7 +223,7 @@ class SoundFontRenderer:
         return out
 
     def drum_kits(self) -> dict[int, str]:
-        "Drum-kit presets (bank 128) of this SoundFont: kit program -> name."
+        "Drum-kit presets of this SoundFont (bank 128, or its `drum_bank`): kit program -> name."
         return self.presets(DRUM_BANK)
 
     def _render_into(self, left: np.ndarray, right: np.ndarray, start: int, stop: int) -> None:
@@ -222,19 +241,20 @@ class SoundFontRenderer:
 
         Parameters
         ----------
-        program : GM program 0-127 (or, with `drum=True`, the drum-kit preset number of bank 128).
+        program : GM program 0-127 (or, with `drum=True`, the drum-kit preset number, see `drum_kits()`).
         pitch : MIDI note number (for drums: the GM percussion key, e.g. 38 snare).
         velocity : MIDI velocity 1-127.
         note_on, note_off : seconds from the clip start at which the key is pressed and released.
         duration : clip length in seconds; the note is cut there.
-        drum : play on the percussion channel (10) with a bank-128 kit.
+        drum : play a drum kit: on the percussion channel (10) from bank 128, or on a melodic channel from `drum_bank`.
         bank : melodic bank (0 for GM).
         """
         _check_note(program, pitch, velocity, note_on, note_off, duration)
-        chan, bank = (DRUM_CHANNEL, DRUM_BANK) if drum else (0, bank)
+        if drum: chan, bank = (DRUM_CHANNEL, DRUM_BANK) if self.drum_bank == DRUM_BANK else (0, self.drum_bank)
+        else: chan = 0
         if self._synth.program_select(chan, self._sfid, bank, int(program)) != 0:
             raise ConfigError(f"{self.name} has no preset {program} in bank {bank}.",
-                              f"choose one of {sorted(self.presets(bank))}.")
+                              f"choose one of {sorted(self._listed(bank))}.")
         n = int(round(duration * self.sr)); on = int(round(note_on * self.sr))
         n_note = n - on                                            # the note is rendered from its onset on
         held = min(int(round((note_off - note_on) * self.sr)), n_note)
@@ -285,6 +305,7 @@ _GM_DRUM_RECIPE = {35: ("kick", 55, .25), 36: ("kick", 60, .25), 37: ("rim", 170
 class NumpyRenderer:
     "Additive-synthesis stand-in for `SoundFontRenderer` (same `render` signature), a labelled fallback."
     name = NUMPY_RENDERER_ID
+    drum_bank = DRUM_BANK
 
     def __init__(self, sr: int = 44100, seed: int = 0):
         check_positive("sr", sr, integer=True)
@@ -349,13 +370,13 @@ class NumpyRenderer:
         return out
 
 # %% ../nbs/05_synth.ipynb #884e0dc6
-def get_renderer(soundfont: str = "auto", sr: int = 44100, seed: int = 0):
+def get_renderer(soundfont: str = "auto", sr: int = 44100, seed: int = 0, drum_bank: int | None = None):
     """A note renderer: `SoundFontRenderer` for a SoundFont name/path, `NumpyRenderer` for 'numpy'.
 
-    'auto' takes FluidR3_GM, else TimGM6mb, else falls back to NumPy synthesis (a visible warning; an error
-    under `PAPERLIB_STRICT`)."""
+    'auto' takes FluidR3_GM, else TimGM6mb, else falls back to NumPy synthesis (a visible warning; an error under
+    `PAPERLIB_STRICT`). `drum_bank`: the bank of a SoundFont's drum kits (see `SoundFontRenderer`)."""
     if soundfont == "numpy": return NumpyRenderer(sr, seed)
-    if soundfont != "auto": return SoundFontRenderer(soundfont, sr)
+    if soundfont != "auto": return SoundFontRenderer(soundfont, sr, drum_bank=drum_bank)
     found = find_soundfonts()
     problem = None
     if found:

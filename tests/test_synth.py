@@ -129,3 +129,22 @@ def test_every_layer_makes_a_finite_signal_of_its_length(tmp_path):
         y = layer(kit, np.random.default_rng(0), 8000)
         assert y.shape == (8000,) and np.isfinite(y).all(), name
         assert layer.__doc__, f"layer {name} has no recipe docstring"
+
+
+@needs_fluidsynth
+def test_a_soundfont_whose_kits_sit_in_another_bank_plays_them_as_kits():
+    "drum_bank: kits listed under 128, played on a melodic channel from their own bank, no melodic programs left there."
+    gm = synth.SoundFontRenderer("FluidR3_GM", 16000)
+    assert gm.drum_bank == 128 and gm.drum_kits() and gm.presets(0)
+    kit = synth.get_renderer("FluidR3_GM", 16000, drum_bank=0)      # FluidR3's bank 0 read as if it held kits
+    assert kit.drum_bank == 0 and kit.drum_kits() == gm.presets(0) == kit.presets(128) and kit.presets(0) == {}
+    kit.reset(); a = kit.render(0, 60, 100, 0.0, 0.2, 0.25, drum=True)
+    gm.reset(); b = gm.render(0, 60, 100, 0.0, 0.2, 0.25)               # the same preset, played as a melodic note
+    assert np.abs(a).max() > 1e-3 and np.array_equal(a, b)
+    with pytest.raises(ConfigError, match="not a MIDI bank"):
+        synth.SoundFontRenderer("FluidR3_GM", 16000, drum_bank=129)
+    avl = {k: p for k, p in synth.AVL_KITS.items() if p.is_file()}
+    for name in avl:                                                    # the AVL kits: bank 0, found by name
+        r = synth.get_renderer(name, 16000)
+        assert r.drum_bank == 0 and r.drum_kits() and r.presets(0) == {}
+        assert np.abs(r.render(min(r.drum_kits()), 38, 100, 0.0, 0.2, 0.25, drum=True)).max() > 1e-3

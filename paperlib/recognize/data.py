@@ -20,13 +20,13 @@ from ..synth import get_renderer, soundfont_fingerprint
 
 # %% auto #0
 __all__ = ['SOUND_OBJECTS', 'CLASS_NAMES', 'GUITAR_PROGRAMS', 'KIT_EXCLUSIONS', 'SILENT_PEAK', 'PROBE_VELOCITY',
-           'REPRESENTATIONS', 'CACHE_VERSION', 'SOURCE_TASK', 'AVL_KITS', 'ROTATION_CLASSES', 'RECOGNIZE_SETTINGS',
-           'SoundObject', 'SoundConfig', 'class_presets', 'playable_voicings', 'skipped_presets', 'plan_example',
-           'render_recipe', 'detect_onset', 'waveform_1024', 'spectrogram_32x32', 'render_class', 'SoundObjectSet',
-           'soundfont_ids', 'pool_key', 'load_sound_objects', 'load_sound_objects_numpy', 'build_dataset',
-           'soundfont_zones', 'note_recording', 'find_avl_kits', 'soundfont_path', 'BankZeroKit', 'recording_groups',
-           'recording_table', 'choose_held_out', 'unseen_split', 'max_normalized_xcorr', 'similarity_notes',
-           'library_renderer', 'library_similarity', 'load_pool', 'RecognizeSettings']
+           'REPRESENTATIONS', 'CACHE_VERSION', 'SOURCE_TASK', 'ROTATION_CLASSES', 'RECOGNIZE_SETTINGS', 'SoundObject',
+           'SoundConfig', 'class_presets', 'playable_voicings', 'skipped_presets', 'plan_example', 'render_recipe',
+           'detect_onset', 'waveform_1024', 'spectrogram_32x32', 'render_class', 'SoundObjectSet', 'soundfont_ids',
+           'pool_key', 'load_sound_objects', 'load_sound_objects_numpy', 'build_dataset', 'soundfont_zones',
+           'note_recording', 'find_avl_kits', 'soundfont_path', 'recording_groups', 'recording_table',
+           'choose_held_out', 'unseen_split', 'max_normalized_xcorr', 'similarity_notes', 'library_renderer',
+           'library_similarity', 'load_pool', 'RecognizeSettings']
 
 # %% ../../nbs/50_recognize_data.ipynb #554c58fa
 @dataclass(frozen=True)
@@ -298,9 +298,9 @@ def _resolve_renderers(soundfonts: Sequence[str], numpy_fallback: bool, sr: int)
         return {"numpy-synth": r}
     out = {}
     for sf in soundfonts:       # a fresh synthesizer per build: FluidSynth keeps a little state from note to note
-        r = get_renderer(str(sf), sr=sr)
+        r = get_renderer(str(sf), sr=sr)              # the AVL kits (known by name or path) play their bank-0 kits
         if not r.drum_kits() and r.presets(0) and not set(GUITAR_PROGRAMS) & set(r.presets(0)):
-            r = BankZeroKit(r)  # a drum-kit file whose kits are bank-0 presets (the AVL kits): play them as kits
+            r = get_renderer(str(sf), sr=sr, drum_bank=0)   # another file with kits in bank 0 and no guitars: play them as kits
         out[_renderer_name(r)] = r
     return out
 
@@ -539,41 +539,19 @@ def note_recording(zones: dict, bank: int, program: int, pitch: int, velocity: i
     return frozenset(r[4] for r in rows if r[0] <= pitch <= r[1] and r[2] <= velocity <= r[3])
 
 # %% ../../nbs/50_recognize_data.ipynb #4aa39a02
-AVL_KITS: dict[str, Path] = {"Black_Pearl_4_LV2": Path("/usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2"),
-                             "Red_Zeppelin_4_LV2": Path("/usr/share/sounds/sf2/Red_Zeppelin_4_LV2.sf2")}
-
 def find_avl_kits() -> dict[str, Path]:
     """The AVL drum kits installed here (Debian `avldrums.lv2-soundfont`, multi-velocity recordings of two real kits),
     by name; none when FluidSynth is missing or under PAPERLIB_FALLBACKS_ONLY."""
     from paperlib.core import fallbacks_only
-    from paperlib.synth import renderer_present
+    from paperlib.synth import AVL_KITS, renderer_present
     found = {} if fallbacks_only() else {k: p for k, p in AVL_KITS.items() if p.is_file()}
     return found if found and renderer_present(str(next(iter(found.values())))) else {}
 
 def soundfont_path(name) -> Path:
     "The file of a SoundFont given by name ('FluidR3_GM', 'Black_Pearl_4_LV2', a renderer name) or path."
-    from paperlib.synth import SOUNDFONT_PATHS
+    from paperlib.synth import AVL_KITS, SOUNDFONT_PATHS
     return {**SOUNDFONT_PATHS, **AVL_KITS}.get(str(name), Path(str(name)))
 
-class BankZeroKit:
-    """A SoundFont whose drum kits are bank-0 presets (both AVL kits), played as a GM drum kit: `drum_kits()` lists its
-    bank-0 presets, `render(..., drum=True)` plays them on a melodic channel, where FluidSynth looks bank-0 presets up.
-    It offers no melodic programs (`presets(0)` is empty), so it can play drum classes only. Wraps a `SoundFontRenderer`."""
-    bank = 0
-
-    def __init__(self, renderer):
-        self.inner, self.path, self.sr, self.name = renderer, renderer.path, renderer.sr, renderer.name
-
-    @property
-    def provenance(self) -> dict: return self.inner.provenance
-    def reset(self) -> None: self.inner.reset()
-    def presets(self, bank: int = 0) -> dict[int, str]: return self.inner.presets(0) if bank == 128 else {}
-    def drum_kits(self) -> dict[int, str]: return self.inner.presets(0)
-
-    def render(self, program: int, pitch: int, velocity: int = 100, note_on: float = 0.0, note_off: float = 3.0,
-               duration: float = 4.0, drum: bool = False, bank: int = 0) -> np.ndarray:
-        "One hit of kit `program` (a bank-0 preset), as `SoundFontRenderer.render`."
-        return self.inner.render(program, pitch, velocity, note_on, note_off, duration, drum=False, bank=0)
 
 # %% ../../nbs/50_recognize_data.ipynb #3c39ce40
 def _kit_bank(soundfont: str) -> int:
@@ -694,7 +672,7 @@ def similarity_notes(kinds: Sequence[str] = ("drums", "guitar"), velocities: Seq
     return notes
 
 def library_renderer(soundfont, sr: int = 44100):
-    "A renderer of one SoundFont name or path (a bank-0 drum-kit file such as the AVL kits comes wrapped in `BankZeroKit`)."
+    "A renderer of one SoundFont name or path (a drum-kit file whose kits are bank-0 presets, such as the AVL kits, plays them as kits)."
     return next(iter(_resolve_renderers([str(soundfont)], False, sr).values()))
 
 def library_similarity(sf_a, sf_b, notes: Sequence[dict], cfg: SoundConfig = SoundConfig()):
