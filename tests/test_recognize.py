@@ -488,3 +488,14 @@ def test_train_seeds_records_one_curve():
     rs = M.train_seeds("softmax", (X, y), (X[:13], y[:13]), S, seeds=[0, 1])
     assert len(rs) == 2 and len(rs[0].curve) > 1 and len(rs[1].curve) == 1
     assert M.correct_matrix(rs, X, y).shape == (2, 60)
+
+
+@needs_sf
+def test_presets_are_probed_on_a_synthesizer_of_their_own_with_the_same_drum_bank():
+    "Probing on the build's synthesizer would leak FluidSynth state into the examples; a kit file's probe must find its kits."
+    from paperlib import synth
+    for bank in (128, 0):
+        r = synth.get_renderer("FluidR3_GM", 16000, drum_bank=bank)
+        probe = R._probe_renderer(r)
+        assert probe is not r and probe.drum_bank == bank and probe.drum_kits() == r.drum_kits()
+        assert R._probe_renderer(synth.get_renderer("FluidR3_GM", 16000, drum_bank=bank)) is probe   # one per file, rate, bank

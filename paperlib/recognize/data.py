@@ -151,14 +151,14 @@ def _class_entry(renderer, obj: SoundObject) -> tuple:
 _PROBES: dict = {}
 
 def _probe_renderer(renderer):
-    """Where presets are probed. A SoundFont gets a second synthesizer of its own (one per file and rate, kept for
-    the process): FluidSynth carries a little state from note to note, so probing on the build's synthesizer would
+    """Where presets are probed. A SoundFont gets a second synthesizer of its own (one per file, rate and drum bank,
+    kept for the process): FluidSynth carries a little state from note to note, so probing on the build's synthesizer would
     change the notes it renders next. Other renderers (NumPy, test doubles) are probed directly."""
     from paperlib.synth import SoundFontRenderer
     if not isinstance(renderer, SoundFontRenderer): return renderer
     st = Path(renderer.path).stat()
-    key = (str(renderer.path), st.st_size, st.st_mtime_ns, renderer.sr)
-    if key not in _PROBES: _PROBES[key] = SoundFontRenderer(renderer.path, renderer.sr)
+    key = (str(renderer.path), st.st_size, st.st_mtime_ns, renderer.sr, renderer.drum_bank)
+    if key not in _PROBES: _PROBES[key] = SoundFontRenderer(renderer.path, renderer.sr, drum_bank=renderer.drum_bank)
     return _PROBES[key]
 
 def _voicing_pitches(obj: SoundObject, v: int) -> tuple[int, ...]:
