@@ -113,7 +113,10 @@ def seed_everything(seed: int = 0, deterministic: bool = True) -> np.random.Gene
     if torch is not None:
         torch.manual_seed(seed)
         if deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
+            # torch.use_deterministic_algorithms also sets torch.compile's flag, importing the compiler (1.5 s per process);
+            # nothing here compiles, so set the kernels' switch alone unless the compiler is already loaded
+            if "torch._inductor.config" in sys.modules: torch.use_deterministic_algorithms(True, warn_only=True)
+            else: torch._C._set_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
     return np.random.default_rng(seed)
 

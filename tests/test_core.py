@@ -35,6 +35,17 @@ def test_seed_everything_makes_numpy_and_torch_repeatable():
     assert not np.array_equal(a[0], c)
 
 
+def test_seed_everything_switches_deterministic_kernels_without_importing_the_compiler():
+    import subprocess, sys
+    code = ("import sys, torch; from paperlib.core import seed_everything; seed_everything(0); "
+            "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), "
+            "'torch._inductor' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "False"]      # deterministic, warn-only, and no 1.5 s compiler import in a fresh process
+    core.seed_everything(0)                      # in this process torch.compile's modules may already be loaded
+    assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+
+
 def test_resolve_device():
     assert core.resolve_device("cpu").type == "cpu"
     assert core.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
