@@ -444,3 +444,60 @@ def test_transformation_claims_rest_on_intervals_and_report_the_distance_to_the_
     summ = transform.transformation_summary(pairs.assign(success_latent_MLP=0.5, success_decoded_SVM=0.5,
                                                          further_than_untransformed=pairs.relative_error > 1))
     assert int(summ.set_index("method").loc["ridge map", "pairs_further_than_untransformed"]) == 12
+
+
+# ---------------------------------------------------------------- pretraining on the note grid (issue 12, item 5)
+def test_grid_plan_plays_every_program_over_its_range_once():
+    g = tdata.grid_plan()
+    assert len(g) == 19535 and not g.duplicated(["program", "pitch", "velocity"]).any()
+    t = tdata.gm_family_table().set_index("program")
+    assert ((g.pitch >= t.pitch_lo[g.program].to_numpy()) & (g.pitch <= t.pitch_hi[g.program].to_numpy())).all()
+    assert set(g.program) == set(t.index) and set(g.velocity) == set(tdata.VELOCITIES)
+    plan = tdata.plan_notes(3, seed=0)                        # the same (pitch, velocity) cell numbers as the note plans
+    both = plan.merge(g, on=["program", "pitch", "velocity"], suffixes=("", "_grid"))
+    assert len(both) == len(plan) and (both.cell == both.cell_grid).all()
+    small = tdata.grid_plan(["vocal"], velocities=(100,), pitches=tdata.PITCHES[::12])
+    assert set(small.instrument_family_str) == {"vocal"} and set(small.velocity) == {100}
+    with pytest.raises(ConfigError):
+        tdata.grid_plan(["drums"])
+
+
+def _held_keys(notes):
+    held = notes.meta[~notes.mask("train", "autoencoder")]
+    return set(zip(held.program, held.pitch, held.velocity)), set(notes.meta.instrument[notes.mask("test", "programs")])
+
+
+def test_pretraining_plan_leaves_out_held_out_programs_notes_and_recordings(monkeypatch):
+    S = tdata.TimbreSettings(per_family=4, test_fraction=0.5, ae_hidden=8, ae_epochs=1)
+    notes, _ = tdata.load_study_notes(S, "numpy-nsynth", seed=2)
+    keys, programs = _held_keys(notes)
+    plan, counts = tdata.pretraining_plan(notes, "numpy", pitch_step=4)
+    kept = set(zip(plan.program, plan.pitch, plan.velocity))
+    assert not kept & keys and not set(plan.program) & programs and counts["kept"] == len(plan)
+    assert counts["(c) play a held-out note's recording"] == "not measured (no samples)"     # the NumPy synthesiser
+    assert counts["grid"] == counts["(a) held-out programs"] + counts["(b) held-out notes"] + len(plan)
+    # a SoundFont whose samples each span an octave of one program at every velocity
+    fake = lambda meta, sf: [frozenset({f"{p}:{k // 12}"}) for p, k in zip(meta.program, meta.pitch)]
+    monkeypatch.setattr(tdata, "note_recordings", fake)
+    plan2, counts2 = tdata.pretraining_plan(notes, "FluidR3_GM", pitch_step=4)
+    held_rec = set().union(*fake(notes.meta[~notes.mask("train", "autoencoder")], None))
+    assert counts2["(c) play a held-out note's recording"] > 0 and len(plan2) < len(plan)
+    assert not set().union(*fake(plan2, None)) & held_rec
+    assert counts2["grid"] == sum(v for k, v in counts2.items() if k.startswith("(")) + len(plan2)
+
+
+def test_pretrained_autoencoder_learns_from_the_grid_and_embeds_every_note(tmp_path):
+    S = tdata.TimbreSettings(per_family=2, test_fraction=0.5, ae_hidden=8, ae_epochs=1, ae_batch_size=16,
+                             pretrain_epochs=2, pretrain_pitch_step=44, pretrain_velocities=(100,))
+    study = model.prepare_study(S, "numpy-nsynth", seed=1, progress=False)
+    pre, notes = study["pretrained"], study["train"]
+    assert pre is not None and pre["soundfont"] == "numpy" and pre["n_notes"] == pre["counts"]["kept"] > len(notes) // 2
+    assert notes.z_pretrained.shape == notes.z.shape == (len(notes), 78, 16)
+    assert not np.allclose(notes.z_pretrained, notes.z)                      # another encoder
+    h = pre["history"]
+    assert len(h["loss"]) == 2 and h["loss"][1] < h["loss"][0] and np.isfinite(h["val"]).all()
+    again = model.prepare_study(S, "numpy-nsynth", seed=1, progress=False)["pretrained"]
+    assert again["from_cache"] and np.array_equal(again["model"].encode(torch.zeros(1, 513, 78)).detach().numpy(),
+                                                  pre["model"].encode(torch.zeros(1, 513, 78)).detach().numpy())
+    assert model.prepare_study(tdata.TimbreSettings(per_family=2, test_fraction=0.5, ae_hidden=8, ae_epochs=1),
+                               "numpy-nsynth", seed=1, progress=False)["pretrained"] is None

@@ -25,7 +25,8 @@ __all__ = ['FAMILIES', 'SOURCES_NSYNTH', 'VELOCITIES', 'SR', 'NOTE_SECONDS', 'NO
            'TIMBRE_SETTINGS', 'gm_family_table', 'plan_notes', 'renderer_id', 'render_note_set', 'load_gm_nsynth',
            'load_numpy_nsynth', 'load_note_sets', 'soundfont_zones', 'note_samples', 'note_recordings',
            'shares_recording', 'n_frames', 'stft_frames78', 'log_magnitude_db', 'NoteSet', 'prepare_arrays',
-           'TimbreSettings', 'study_seeds', 'heldout_programs', 'note_set_name', 'load_study_notes']
+           'TimbreSettings', 'study_seeds', 'heldout_programs', 'note_set_name', 'load_study_notes', 'grid_plan',
+           'pretraining_plan', 'pretraining_logmag']
 
 # %% ../../nbs/20_timbre_data.ipynb #7f7006d2
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal")
@@ -401,6 +402,7 @@ class NoteSet:
     logmel : float32 (n, 16, 78) log-mel in dB.
     source : provenance of the notes.
     z : float32 (n, 78, 16) embeddings, filled by `embed`.
+    z_pretrained : the same from the autoencoder pretrained on the note grid (`TimbreSettings.pretrain_epochs`), or None.
     """
     name: str
     meta: Any
@@ -409,6 +411,7 @@ class NoteSet:
     logmel: np.ndarray
     source: dict = field(default_factory=dict)
     z: np.ndarray | None = None
+    z_pretrained: np.ndarray | None = None
 
     def __len__(self): return len(self.meta)
 
@@ -464,13 +467,21 @@ class TimbreSettings:
     n_seeds: int = 5                    # seeds of a run, see `seed_scope`
     seed_scope: str = "classifiers"     # 'classifiers': one note plan, split and autoencoder, the classifiers over
                                         # `n_seeds` seeds; 'all': every seed its own note plan, splits, autoencoder, classifiers
+    pretrain_epochs: int = 0            # > 0: a second autoencoder pretrained this many epochs on the note grid of the
+                                        # training SoundFont (`pretraining_plan`), beside the one of the labelled notes
+    pretrain_pitch_step: int = 1        # the grid: every this-many-th pitch of `PITCHES` ...
+    pretrain_velocities: tuple = VELOCITIES   # ... at these velocities
 
 TIMBRE_SETTINGS = {
     "smoke": TimbreSettings(per_family=6, test_fraction=0.34, ae_hidden=16, ae_epochs=2, ae_batch_size=16, mlp_epochs=5,
-                            tsne_iter=250, n_seeds=2),
+                            tsne_iter=250, n_seeds=2, pretrain_epochs=1, pretrain_pitch_step=24, pretrain_velocities=(100,)),
     "quick": TimbreSettings(per_family=100, test_fraction=0.25, ae_hidden=128, ae_epochs=16, tsne_iter=500),
     # quick ae_epochs: at 24 the held-out MSE was flat from about epoch 10 (the cosine schedule still ends at 0); 16 save 28 s
-    "full": TimbreSettings(per_family=150, test_fraction=0.25, ae_hidden=128, ae_epochs=80, tsne_iter=1000, seed_scope="all"),
+    "full": TimbreSettings(per_family=150, test_fraction=0.25, ae_hidden=128, ae_epochs=80, tsne_iter=1000, seed_scope="all",
+                           pretrain_epochs=20),
+    # full pretrain_epochs: the exclusions leave about 7,000 of the 19,535 grid notes (7,235 for the quick split); 20 passes
+    # over them are about 140,000 note-steps, as many as 80 epochs over the ~1,240 labelled training notes give (99,000)
+    # plus half: the point of pretraining is more notes, not more steps
 }
 "The settings per profile (`S = run.pick(TIMBRE_SETTINGS)`)."
 
@@ -523,3 +534,58 @@ def load_study_notes(S: TimbreSettings, data_source: str = "auto", train_soundfo
         unseen[name] = prepare_arrays(c, name)
         for col in PROTOCOLS.values(): unseen[name].meta[col] = "unseen"
     return notes, unseen
+
+# %% ../../nbs/20_timbre_data.ipynb #33b8f97c
+def grid_plan(families: Sequence[str] = FAMILIES, velocities: Sequence[int] = VELOCITIES, pitches: Sequence[int] = PITCHES):
+    """Every note the GM table's programs of `families` can play on the grid: each program at every pitch of `pitches`
+    inside its range, at every velocity (19,535 notes for the 81 programs, the 88 piano pitches and NSynth's 5
+    velocities). Same columns as `plan_notes` (`round` 0; `cell` indexes (pitch, velocity) as there)."""
+    import pandas as pd
+    for f in families: check_choice("family", f, FAMILIES)
+    table = gm_family_table()
+    cells = {pv: i for i, pv in enumerate((int(p), int(v)) for p in pitches for v in velocities)}
+    rows = [{"instrument_family_str": r.instrument_family_str, "program": int(r.program), "gm_name": r.gm_name,
+             "instrument_source_str": r.instrument_source_str, "pitch": int(p), "velocity": int(v),
+             "cell": cells[int(p), int(v)], "round": 0}
+            for fam in families for r in table[table.instrument_family_str == fam].itertuples()
+            for p in pitches if r.pitch_lo <= p <= r.pitch_hi for v in velocities]
+    if not rows: raise ConfigError("the grid is empty: no program plays any of these pitches.", "pass pitches inside 21-108.")
+    return pd.DataFrame(rows)
+
+def pretraining_plan(notes: NoteSet, soundfont: str, pitch_step: int = 1, velocities: Sequence[int] = VELOCITIES):
+    """The notes an autoencoder may be pretrained on, beside the labelled `notes` of a run: `grid_plan` (every
+    `pitch_step`-th pitch, `velocities`) of the training SoundFont `soundfont` (so no held-out library), minus every
+    grid note that
+    (a) belongs to a program held out under the 'programs' protocol,
+    (b) is one of `notes`' notes outside the autoencoder's training notes (same program, pitch, velocity), or
+    (c) plays a recording (SoundFont sample, `note_recordings`) that such a held-out note plays: most test notes of the
+        'notes' protocol share their sample with neighbouring keys and velocities.
+    Returns (plan DataFrame of the kept notes, {step: notes} counts of the exclusions)."""
+    check_positive("pitch_step", pitch_step, integer=True)
+    grid = grid_plan(velocities=velocities, pitches=PITCHES[::pitch_step])
+    held = notes.meta[~notes.mask("train", "autoencoder")]
+    out_programs = set(notes.meta.instrument[notes.mask("test", "programs")].astype(int))
+    keys = lambda m: list(zip(m.program.astype(int), m.pitch.astype(int), m.velocity.astype(int)))
+    a = grid.program.isin(out_programs).to_numpy()
+    held_keys = set(keys(held))
+    b = np.array([k in held_keys for k in keys(grid)]) & ~a
+    c = np.zeros(len(grid), bool)
+    rec = note_recordings(grid, soundfont)
+    if rec is not None:
+        held_rec = set().union(*note_recordings(held, soundfont))
+        c = np.array([bool(r & held_rec) for r in rec]) & ~a & ~b
+    counts = {"grid": len(grid), "(a) held-out programs": int(a.sum()), "(b) held-out notes": int(b.sum()),
+              "(c) play a held-out note's recording": int(c.sum()) if rec is not None else "not measured (no samples)",
+              "kept": int((~(a | b | c)).sum())}
+    return grid[~(a | b | c)].reset_index(drop=True), counts
+
+def pretraining_logmag(plan, soundfont: str, chunk: int = 2000, progress: bool = True) -> np.ndarray:
+    """Render (`render_note_set`) and prepare (`prepare_arrays`) the notes of `plan` from `soundfont`, `chunk` notes at
+    a time (each chunk its own cache entries: 19,535 notes of audio and magnitudes would not fit in memory at once),
+    keeping only the dB log-magnitudes: float16 (n, 513, 78), 80 kB a note."""
+    check_positive("chunk", chunk, integer=True)
+    parts = []
+    for i in range(0, len(plan), chunk):
+        clips = render_note_set(plan.iloc[i:i + chunk].reset_index(drop=True), soundfont, progress=progress)
+        parts.append(prepare_arrays(clips, soundfont).logmag.astype(np.float16))
+    return np.concatenate(parts)

@@ -14,15 +14,16 @@ from torch import nn
 
 from ..cache import array_digest, cache_key, cached_model
 from ..core import check_positive
-from .data import (DB_FLOOR, FAMILIES, HOP, N_BINS, N_FFT, N_SAMPLES, SR, TimbreSettings, load_study_notes,
-                                  log_magnitude_db, n_frames, stft_frames78)
+from .data import (DB_FLOOR, FAMILIES, HOP, N_BINS, N_FFT, N_SAMPLES, SR, NoteSet, TimbreSettings,
+                                  load_study_notes, log_magnitude_db, n_frames, pretraining_logmag, pretraining_plan,
+                                  stft_frames78)
 from ..train import TrainConfig, batched, fit
 
 # %% auto #0
 __all__ = ['AutoencoderConfig', 'ResidualBlock', 'Encoder', 'Decoder', 'SpectralAutoencoder', 'build_autoencoder', 'step',
            'autoencoder_configs', 'reconstruction_mse', 'fit_autoencoder', 'train_autoencoder', 'get_autoencoder',
            'embed', 'decode_logmag', 'reencode', 'encode_audio', 'to_audio', 'log_spectral_distance', 'show_logmag',
-           'prepare_study']
+           'pretraining_soundfont', 'pretrain_autoencoder', 'prepare_study']
 
 # %% ../../nbs/20_timbre_model.ipynb #54ed0adf
 @dataclass(frozen=True)
@@ -197,6 +198,29 @@ def show_logmag(ax, L: np.ndarray, title: str = "", vmin: float = -80.0, vmax: f
     return im
 
 # %% ../../nbs/20_timbre_model.ipynb #7d86b2b5
+def pretraining_soundfont(notes: NoteSet) -> str | None:
+    "The SoundFont a run's grid is rendered from (its one training SoundFont, or 'numpy'), or None (NSynth's files: no renderer)."
+    src = notes.source
+    if src.get("name") == "numpy-nsynth": return "numpy"
+    if src.get("name") == "gm-nsynth" and len(src.get("soundfonts", [])) == 1: return src["soundfonts"][0]
+    return None
+
+def pretrain_autoencoder(S: TimbreSettings, notes: NoteSet, device="cpu", seed: int = 0, progress: bool = True) -> dict | None:
+    """The autoencoder pretrained `S.pretrain_epochs` epochs on the note grid (`pretraining_plan`: no held-out program,
+    note or recording of `notes`, no held-out library), validated on `notes`' held-out notes; cached like the other
+    (`get_autoencoder`). Same architecture and optimiser as `autoencoder_configs`, batch order seeded by `seed`.
+    Returns {'model', 'history', 'from_cache', 'counts', 'n_notes', 'soundfont'}, or None when `S.pretrain_epochs` is 0
+    or the notes come from files rather than a renderer."""
+    sf = pretraining_soundfont(notes)
+    if not S.pretrain_epochs or sf is None: return None
+    plan, counts = pretraining_plan(notes, sf, S.pretrain_pitch_step, S.pretrain_velocities)
+    ae_cfg, tr_cfg = autoencoder_configs(S, seed)
+    tr_cfg = dataclasses.replace(tr_cfg, epochs=S.pretrain_epochs)
+    logmag = pretraining_logmag(plan, sf, progress=progress)
+    model, history, cached = get_autoencoder(logmag, ae_cfg, tr_cfg, device, val=notes.logmag[~notes.mask("train", "autoencoder")],
+                                             progress=progress)
+    return {"model": model, "history": history, "from_cache": cached, "counts": counts, "n_notes": len(plan), "soundfont": sf}
+
 def prepare_study(S: TimbreSettings, data_source: str = "auto", train_soundfonts=("FluidR3_GM",),
                   test_soundfonts=("TimGM6mb",), seed: int = 0, device="cpu", progress: bool = True) -> dict:
     """Note sets, prepared arrays, split, autoencoder and embeddings for the paper's analyses.
@@ -204,7 +228,8 @@ def prepare_study(S: TimbreSettings, data_source: str = "auto", train_soundfonts
     Returns
     -------
     dict with 'train' (NoteSet of the training SoundFont(s), with the splits of both protocols), 'unseen' ({name:
-    NoteSet}, split 'unseen'), 'model', 'history', 'ae_from_cache', 'ae_cfg', 'train_cfg'; every NoteSet's `z` is filled.
+    NoteSet}, split 'unseen'), 'model', 'history', 'ae_from_cache', 'ae_cfg', 'train_cfg', 'pretrained' (`pretrain_autoencoder`:
+    None unless `S.pretrain_epochs`); every NoteSet's `z` is filled, and `z_pretrained` with a pretrained autoencoder.
     The autoencoder learns from the notes that are training notes under both protocols (`split_autoencoder`), so
     that no test note of either protocol, and no note of a held-out program, shaped the embedding.
     """
@@ -213,7 +238,9 @@ def prepare_study(S: TimbreSettings, data_source: str = "auto", train_soundfonts
     is_tr = train.mask("train", "autoencoder")
     model, history, cached = get_autoencoder(train.logmag[is_tr], ae_cfg, tr_cfg, device, val=train.logmag[~is_tr],
                                              progress=progress)
+    pre = pretrain_autoencoder(S, train, device, seed, progress)
     for ns in [train, *unseen.values()]:
         ns.z = embed(model, ns.logmag, device)
+        if pre is not None: ns.z_pretrained = embed(pre["model"], ns.logmag, device)
     return {"train": train, "unseen": unseen, "model": model, "history": history, "ae_from_cache": cached,
-            "ae_cfg": ae_cfg, "train_cfg": tr_cfg}
+            "ae_cfg": ae_cfg, "train_cfg": tr_cfg, "pretrained": pre}
