@@ -479,9 +479,10 @@ TIMBRE_SETTINGS = {
     # quick ae_epochs: at 24 the held-out MSE was flat from about epoch 10 (the cosine schedule still ends at 0); 16 save 28 s
     "full": TimbreSettings(per_family=150, test_fraction=0.25, ae_hidden=128, ae_epochs=80, tsne_iter=1000, seed_scope="all",
                            pretrain_epochs=20),
-    # full pretrain_epochs: the exclusions leave about 7,000 of the 19,535 grid notes (7,235 for the quick split); 20 passes
-    # over them are about 140,000 note-steps, as many as 80 epochs over the ~1,240 labelled training notes give (99,000)
-    # plus half: the point of pretraining is more notes, not more steps
+    # full pretrain_epochs: the exclusions leave 5,930 of the 19,535 grid notes for the full split of seed 0 (7,235 for the
+    # quick one); 20 passes over them are 119,000 note-steps, about as many as 80 epochs over the ~1,240 labelled training
+    # notes (99,000): the point of pretraining is more notes, not more steps. Measured here (tests/benchmarks/
+    # bench_pretraining.py, 2 CPU threads): render and prepare 40 s, 21 s an epoch, 7 min for the 20 epochs
 }
 "The settings per profile (`S = run.pick(TIMBRE_SETTINGS)`)."
 
