@@ -480,9 +480,9 @@ TIMBRE_SETTINGS = {
     "full": TimbreSettings(per_family=150, test_fraction=0.25, ae_hidden=128, ae_epochs=80, tsne_iter=1000, seed_scope="all",
                            pretrain_epochs=20),
     # full pretrain_epochs: the exclusions leave 5,930 of the 19,535 grid notes for the full split of seed 0 (7,235 for the
-    # quick one); 20 passes over them are 119,000 note-steps, about as many as 80 epochs over the ~1,240 labelled training
-    # notes (99,000): the point of pretraining is more notes, not more steps. Measured here (tests/benchmarks/
-    # bench_pretraining.py, 2 CPU threads): render and prepare 40 s, 21 s an epoch, 7 min for the 20 epochs
+    # quick one); 20 passes over them are 119,000 note-steps, 1.6 times the 80 epochs over the split's 942 autoencoder
+    # training notes (75,000): the point of pretraining is more notes, not more steps. Measured here on 2 CPU threads
+    # (results/full/20_timbre_model): the labelled autoencoder 330 s, the pretraining 434 s (render and prepare 40 s)
 }
 "The settings per profile (`S = run.pick(TIMBRE_SETTINGS)`)."
 
