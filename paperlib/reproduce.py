@@ -292,6 +292,8 @@ def reproduce(profile: str = "quick", only=None, seed: int = 0, data_source: str
     prof = get_profile(profile)
     data_root()                                   # a PAPERLIB_DATA that names no folder fails here, before any kernel
     if int(cores) < 1: raise ConfigError(f"--cores {cores}: at least one job must run at a time.", "pass --cores 1 or more.")
+    if int(cores) > 1 and not os.environ.get("PAPERLIB_WORKERS"):   # notebooks side by side share the cores among their
+        os.environ["PAPERLIB_WORKERS"] = str(max(1, (os.cpu_count() or 1) // int(cores)))   # trainings' worker processes
     nbs = study_notebooks(nbs_dir, only)
     extra = parse_parameters(params, nbs)
     custom = ([f"data_source={data_source}"] if data_source != "auto" else []) + ([f"seed={seed}"] if seed != 0 else [])
@@ -375,6 +377,7 @@ ENVIRONMENT_HELP = """environment variables:
   PAPERLIB_WRITE_REFERENCE=1   the same as --write-reference
   PAPERLIB_RESAMPLE=1          load audio files at another sample rate by resampling them
   PAPERLIB_CHUNK_S=SECONDS     trainings pause at the first epoch end after SECONDS (checkpointed in the cache); run again to resume
+  PAPERLIB_WORKERS=N           processes that train side by side within a notebook, one CPU thread each (default: one per core)
 
 where results go: quick writes the committed results/ when this machine has the data they came from
 (results/sources.json), else results/local/ (git-ignored); full writes results/full/ (or results/local/full/);

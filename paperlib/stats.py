@@ -89,7 +89,7 @@ def bootstrap_ci(data, statistic: Callable | None = None, n_boot: int = 2000, le
         Seed of the resampling stream `stream`: the same seed and data give the same interval.
     method : {"percentile", "basic", "BCa"}
         The interval (see the equations above). A statistic with no spread over the resamples gives `[est, est]`
-        with every method.
+        with every method; where BCa is undefined (the estimate outside every resample) the basic interval is returned.
 
     Returns
     -------
@@ -130,6 +130,11 @@ def bootstrap_ci(data, statistic: Callable | None = None, n_boot: int = 2000, le
         lo = hi = float(dist.flat[0])
     else:
         lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if method == "BCa" and not (np.isfinite(lo) and np.isfinite(hi)):
+            # BCa is undefined when the estimate lies outside every resample (NMI of a weak clustering: resampling with
+            # duplicates lifts every replicate above it); the basic interval corrects the same bias by reflection
+            q_lo, q_hi = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2])
+            lo, hi = float(2 * estimate - q_hi), float(2 * estimate - q_lo)
     return Interval(float(estimate), lo, hi)
 
 # %% ../nbs/07_stats.ipynb #f786bf02

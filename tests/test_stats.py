@@ -208,3 +208,13 @@ def test_chance_level_bad_input():
         chance_level({"a": -1})
     with pytest.raises(ConfigError):
         chance_level([])
+
+
+def test_bca_falls_back_to_the_basic_interval_where_it_is_undefined():
+    from sklearn.metrics import normalized_mutual_info_score as nmi
+    r = np.random.default_rng(0)
+    y, c = r.integers(0, 10, 60), r.integers(0, 10, 60)     # a random clustering: every resample's NMI is above the estimate
+    e = bootstrap_ci((y, c), nmi, n_boot=200, seed=0, method="BCa")
+    assert np.isfinite(e.lo) and np.isfinite(e.hi) and e.lo < e.estimate
+    basic = bootstrap_ci((y, c), nmi, n_boot=200, seed=0, method="basic")
+    assert (e.lo, e.hi) == pytest.approx((basic.lo, basic.hi), abs=1e-9)

@@ -227,3 +227,70 @@ def test_a_training_without_a_checkpoint_never_pauses_and_a_bad_chunk_value_is_a
     monkeypatch.setenv("PAPERLIB_CHUNK_S", "ten minutes")
     with pytest.raises(ConfigError, match="PAPERLIB_CHUNK_S"):
         fit(_dropout_net(), _ce_step, arrays, TrainConfig(epochs=2, batch_size=16))
+
+
+# in_parallel: independent trainings side by side in spawned single-threaded workers
+
+def _tiny_cat_uvac_calls():
+    from functools import partial
+    from paperlib.uvac.model import UVACConfig
+    from paperlib.uvac.train import train_cat_uvac
+    X = np.random.default_rng(0).random((48, 1, 16, 16)).astype(np.float32)
+    cfg = UVACConfig(in_shape=(16, 16), n_clusters=3, kernel=4, padding=1)
+    return {s: partial(train_cat_uvac, X, cfg, TrainConfig(epochs=2, batch_size=16, min_batch=2, seed=s), 0.25,
+                       desc=None, cache=False) for s in (0, 1, 2)}
+
+
+def test_in_parallel_gives_the_numbers_of_one_by_one(monkeypatch):
+    calls = _tiny_cat_uvac_calls()
+    monkeypatch.setenv("PAPERLIB_WORKERS", "2")
+    assert train.workers(len(calls)) == 2
+    side = train.in_parallel(calls)
+    monkeypatch.setenv("PAPERLIB_WORKERS", "1")
+    here = train.in_parallel(calls)
+    assert list(side) == [0, 1, 2]
+    for s in calls:
+        (m1, h1), (m2, h2) = side[s], here[s]
+        assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+        assert h1["loss"].tolist() == h2["loss"].tolist()
+    assert not all(torch.equal(a, b) for a, b in zip(side[0][0].state_dict().values(), side[1][0].state_dict().values()))
+
+
+def test_in_parallel_runs_each_call_alone_and_leaves_the_caller_as_it_was(monkeypatch):
+    from functools import partial
+    monkeypatch.setenv("PAPERLIB_WORKERS", "1")
+    torch.set_num_threads(2); torch.manual_seed(123)
+    before = torch.get_rng_state()
+    out = train.in_parallel([torch.get_num_threads, partial(torch.rand, 2)])
+    assert out[0] == 1                                            # one thread inside the call
+    assert torch.equal(out[1], (torch.manual_seed(0), torch.rand(2))[1])   # the global generator seeded with 0
+    torch.set_rng_state(before)
+    assert train.in_parallel([partial(torch.rand, 2)])[0].tolist() == out[1].tolist()
+    assert torch.get_num_threads() == 2 and torch.equal(torch.get_rng_state(), before)
+
+
+def test_in_parallel_raises_a_worker_error_here(monkeypatch):
+    from functools import partial
+    from paperlib.core import check_positive
+    monkeypatch.setenv("PAPERLIB_WORKERS", "2")
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        train.in_parallel([partial(check_positive, "lr", 1.0), partial(check_positive, "lr", -1.0)])
+
+
+def test_in_parallel_refuses_what_a_worker_cannot_import(monkeypatch):
+    def local(): return 1
+    local.__module__ = "__main__"                                 # as a function defined in a notebook's kernel
+    with pytest.raises(ConfigError, match="cannot import"):
+        train.in_parallel([local, local])
+    with pytest.raises(ConfigError, match="not callable"):
+        train.in_parallel([1])
+
+
+def test_workers_reads_the_environment_and_stays_in_process_on_a_gpu(monkeypatch):
+    monkeypatch.setenv("PAPERLIB_WORKERS", "3")
+    assert train.workers(10) == 3 and train.workers(2) == 2 and train.workers(1) == 1 and train.workers(10, "cuda") == 1
+    monkeypatch.setenv("PAPERLIB_WORKERS", "two")
+    with pytest.raises(ConfigError, match="PAPERLIB_WORKERS"):
+        train.workers(4)
+    monkeypatch.delenv("PAPERLIB_WORKERS")
+    assert 1 <= train.workers(64) <= (__import__("os").cpu_count() or 1)

@@ -26,9 +26,9 @@ __all__ = ['CITYSCAPES_NAMES', 'CITYSCAPES_COLORS', 'ROAD', 'SIDEWALK', 'BUILDIN
            'sample_scene', 'raycast', 'air_absorption_db_per_m', 'band_split', 'PointSource', 'Wall', 'Reflectors',
            'MicArray', 'image_paths', 'render_audio', 'fast_len', 'Spectrum', 'scene_sources', 'scene_reflectors',
            'render_window', 'htk_mel_filterbank', 'log_mel', 'resize_map', 'StreetSet', 'window_meta',
-           'simulate_window', 'simulate', 'load_sim', 'load_sim_oap', 'load_sim_mavd', 'load_oap', 'load_mavd',
-           'ManifoldSettings', 'settings_drives', 'load_street', 'band_energies', 'probe_targets', 'ridge_r2',
-           'ridge_r2_cv']
+           'simulate_window', 'simulate_batch', 'simulate', 'load_sim', 'load_sim_oap', 'load_sim_mavd', 'load_oap',
+           'load_mavd', 'ManifoldSettings', 'settings_drives', 'load_street', 'band_energies', 'probe_targets',
+           'ridge_r2', 'ridge_r2_cv']
 
 # %% ../../nbs/40_manifold_data.ipynb #36d44b8c
 CITYSCAPES_NAMES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
@@ -589,19 +589,29 @@ def simulate_window(cfg: StreetConfig, split: str, drive: int, window: int, size
     depth, seg = raycast(scene, t, size)
     return render_window(scene, cfg, t, physics, r), depth, seg, window_meta(scene, t)
 
+def simulate_batch(cfg: StreetConfig, jobs: list, size: int, seed: int = 0, physics: Physics = Physics(), windows: int = 1):
+    """The windows `jobs` [(split, drive, window), ...] simulated and their features computed as one batch:
+    (features (n, 8, S, S), depth (n, S, S), seg (n, S, S), splits (n,), meta rows)."""
+    audio, depths, segs, metas = [], [], [], []
+    for s, d, w in jobs:
+        a, dp, sg, m = simulate_window(cfg, s, d, w, size, seed, physics, windows)
+        audio.append(a); depths.append(dp); segs.append(sg); metas.append({**m, "drive": d, "t": w + 0.5})
+    return log_mel(np.stack(audio), cfg.sr, size).numpy(), np.stack(depths), np.stack(segs), [s for s, _, _ in jobs], metas
+
 def simulate(cfg: StreetConfig, drives: dict, size: int, seed: int = 0, windows: int = 1,
-             physics: Physics = Physics(), batch: int = 32) -> StreetSet:
-    "A StreetSet of `drives` {split: number of drives} × `windows` windows, features computed in batches (torch)."
-    feats, depths, segs, splits, metas = [], [], [], [], []
+             physics: Physics = Physics(), batch: int = 32, device="cpu") -> StreetSet:
+    """A StreetSet of `drives` {split: number of drives} × `windows` windows, in batches of `batch` windows simulated
+    side by side (`paperlib.train.in_parallel`: one CPU thread each, so the same numbers however many workers)."""
+    from functools import partial
+    from paperlib.train import in_parallel
     jobs = [(s, d, w) for s, nd in drives.items() for d in range(nd) for w in range(windows)]
-    for k in range(0, len(jobs), batch):
-        audio = []
-        for s, d, w in jobs[k:k + batch]:
-            a, dp, sg, m = simulate_window(cfg, s, d, w, size, seed, physics, windows)
-            audio.append(a); depths.append(dp); segs.append(sg); splits.append(s); metas.append({**m, "drive": d, "t": w + 0.5})
-        feats.append(log_mel(np.stack(audio), cfg.sr, size).numpy())
+    import paperlib.manifold.street as exported      # workers import the exported function
+    parts = in_parallel([partial(exported.simulate_batch, cfg, jobs[k:k + batch], size, seed, physics, windows)
+                         for k in range(0, len(jobs), batch)], device)
+    feats, depths, segs = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    splits, metas = [s for p in parts for s in p[3]], [m for p in parts for m in p[4]]
     meta = {k: np.array([m[k] for m in metas]) for k in metas[0]}
-    return StreetSet(np.concatenate(feats), np.stack(depths), np.stack(segs), np.array(splits), meta,
+    return StreetSet(feats, depths, segs, np.array(splits), meta,
                      {"config": cfg.name, "sr": cfg.sr, "size": size, "windows": windows, "drives": dict(drives)})
 
 # %% ../../nbs/40_manifold_data.ipynb #e66f083f
