@@ -200,3 +200,17 @@ def test_training_path_without_librosa_scipy_sklearn_h5py():
     r = subprocess.run([sys.executable, "-c", BLOCKED], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().endswith("ok True True []")
+
+
+def test_audio_model_builders_are_seeded_and_picklable():
+    import pickle
+    from functools import partial
+    from paperlib.core import ConfigError
+    build = partial(at.audio_model, "direct", 3, 2, "seg", modality="seg")     # what 42 sends to in_parallel's workers
+    a, b = build(), pickle.loads(pickle.dumps(build))()
+    assert isinstance(a, at.DirectUNet) and a.modality == "seg"
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))      # same seed, same weights
+    other = at.audio_model("direct", 4, 2, "seg")
+    assert not torch.equal(a.out.weight, other.out.weight)
+    with pytest.raises(ConfigError, match="audio model"):
+        at.audio_model("unet", 0)

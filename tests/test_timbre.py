@@ -501,3 +501,14 @@ def test_pretrained_autoencoder_learns_from_the_grid_and_embeds_every_note(tmp_p
                                                   pre["model"].encode(torch.zeros(1, 513, 78)).detach().numpy())
     assert model.prepare_study(tdata.TimbreSettings(per_family=2, test_fraction=0.5, ae_hidden=8, ae_epochs=1),
                                "numpy-nsynth", seed=1, progress=False)["pretrained"] is None
+
+
+def test_fit_predict_is_one_classifiers_fit_and_predictions():
+    from sklearn.svm import SVC
+    from paperlib.timbre.classify import fit_predict
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 4)), rng.integers(0, 3, 60)
+    clf, acc, pred = fit_predict(SVC(), X[:40], y[:40], {"a": X[40:], "b": X[:5]})
+    ref = SVC().fit(X[:40], y[:40])
+    assert acc == np.mean(ref.predict(X[:40]) == y[:40])
+    assert np.array_equal(pred["a"], ref.predict(X[40:])) and np.array_equal(pred["b"], ref.predict(X[:5]))

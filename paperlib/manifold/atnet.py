@@ -20,10 +20,10 @@ from ..metrics import depth_metrics, iou_per_class
 from ..train import TrainConfig, batched, fit
 
 # %% auto #0
-__all__ = ['PAPER_TABLES', 'PAPER_VALUES', 'ATNet', 'E2E', 'DirectUNet', 'step_latent', 'step_pixels', 'score_maps',
-           'predict_maps', 'train_audio_model', 'with_modality', 'seeded', 'model_modality', 'code_miou',
-           'per_image_depth', 'depth_from_terms', 'confusions', 'iou_from_conf', 'boot', 'diversity', 'mean_map',
-           'medoid_map', 'oracle_nearest', 'audio_knn', 'audio_ridge', 'audio_kernel_ridge', 'paper_row']
+__all__ = ['AUDIO_MODELS', 'PAPER_TABLES', 'PAPER_VALUES', 'ATNet', 'E2E', 'DirectUNet', 'step_latent', 'step_pixels',
+           'score_maps', 'predict_maps', 'train_audio_model', 'with_modality', 'audio_model', 'model_modality',
+           'code_miou', 'per_image_depth', 'depth_from_terms', 'confusions', 'iou_from_conf', 'boot', 'diversity',
+           'mean_map', 'medoid_map', 'oracle_nearest', 'audio_knn', 'audio_ridge', 'audio_kernel_ridge', 'paper_row']
 
 # %% ../../nbs/42_manifold_atnet.ipynb #e16273fc
 class ATNet(nn.Module):
@@ -136,11 +136,17 @@ def with_modality(model, modality: str):
     model.modality = modality
     return model
 
-def seeded(build, seed: int):
-    "A builder that seeds torch, then builds (so a cached model and a fresh one start from the same weights)."
-    def f():
-        torch.manual_seed(seed); return build()
-    return f
+AUDIO_MODELS = {"atnet": ATNet, "e2e": E2E, "direct": DirectUNet}
+
+def audio_model(name: str, seed: int, *args, modality: str | None = None) -> nn.Module:
+    """A fresh audio model with weights seeded by `seed` (so a cached model and a fresh one start alike): 'atnet' ATNet(*args),
+    'e2e' E2E(*args), 'direct' DirectUNet(*args); `modality` tags a pixel model with the modality its loss uses.
+    `functools.partial(audio_model, name, seed, *args)` is the picklable builder `train_audio_model` takes (and `in_parallel`
+    can send to a worker process)."""
+    check_choice("audio model", name, list(AUDIO_MODELS))
+    torch.manual_seed(seed)
+    model = AUDIO_MODELS[name](*args)
+    return with_modality(model, modality) if modality is not None else model
 
 def model_modality(model, modality): return getattr(model, "modality", modality) if getattr(model, "head", None) != "both" else modality
 

@@ -20,9 +20,9 @@ from ..train import TrainConfig, fit
 
 # %% auto #0
 __all__ = ['SVM_READINGS', 'PAPER_SVM', 'TUNED_SVM', 'PAPER_VALUES', 'FamilyMLP', 'MLPConfig', 'mlp_configs', 'mlp_step',
-           'MLPFamilyClassifier', 'make_svm', 'tuned_svm', 'make_classifiers', 'macro_recall', 'per_class_f1',
-           'seed_row', 'summary_row', 'knn_correct', 'knn_accuracy', 'cluster_row', 'point_claim', 'lowest_f1_gap',
-           'classification_claims']
+           'MLPFamilyClassifier', 'make_svm', 'tuned_svm', 'make_classifiers', 'fit_predict', 'macro_recall',
+           'per_class_f1', 'seed_row', 'summary_row', 'knn_correct', 'knn_accuracy', 'cluster_row', 'point_claim',
+           'lowest_f1_gap', 'classification_claims']
 
 # %% ../../nbs/21_timbre_classify.ipynb #82615036
 class FamilyMLP(nn.Module):
@@ -128,6 +128,14 @@ def make_classifiers(S: TimbreSettings, seed: int = 0, device="cpu") -> dict:
     """Fresh, unfitted {'SVM': the paper's reading (`PAPER_SVM`), 'MLP': the 3 x 250 MLP} (both with `fit(X, y)` /
     `predict(X)` on (n, d) features)."""
     return {"SVM": make_svm(**SVM_READINGS[PAPER_SVM]), "MLP": MLPFamilyClassifier(*mlp_configs(S, seed), device)}
+
+# %% ../../nbs/21_timbre_classify.ipynb #f1p2d3c4
+def fit_predict(clf, X_train, y_train, tests: dict, fit_params: dict | None = None) -> tuple:
+    """Fit `clf` (scikit-learn API) on X_train (n, d), y_train (n,) and predict each test set of `tests` ({name: (m, d)}).
+    Returns (the fitted clf, its training accuracy (fraction), {name: predicted labels (m,)}): one classifier's whole job,
+    as a call that `paperlib.train.in_parallel` can send to a worker process (the classifier must be of an importable class)."""
+    clf.fit(X_train, y_train, **(fit_params or {}))
+    return clf, float(np.mean(clf.predict(X_train) == np.asarray(y_train))), {k: clf.predict(X) for k, X in tests.items()}
 
 # %% ../../nbs/21_timbre_classify.ipynb #156aee7e
 def macro_recall(y_true, y_pred, axis=None) -> float:
