@@ -11,6 +11,7 @@ import shlex
 import signal
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .core import ConfigError, PaperlibError, cache_dir, get_profile, local_root, repo_root
@@ -255,6 +256,7 @@ def run_job(spec_path, name: str) -> int:
     except Interrupted:
         return 130
     rec["job"] = name
+    rec["finished_at"] = datetime.now(timezone.utc).isoformat()   # two runs of equal duration still differ (`ran`)
     if rec.get("results") and (Path(rec["results"]) / "provenance.json").is_file():
         rec["provenance_sha256"] = hashlib.sha256((Path(rec["results"]) / "provenance.json").read_bytes()).hexdigest()
     marker = Path(job["marker"]); marker.parent.mkdir(parents=True, exist_ok=True)
