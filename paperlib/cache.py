@@ -84,7 +84,11 @@ def load_or_build(kind: str, key: str, build: Callable[[], dict], enabled: bool 
     """The cached entry `key` of `kind`, or `build()` written to the cache.
 
     Returns `(entry, from_cache)`: entry has the keys of `build()`'s dict (arrays as np.ndarray, the rest as JSON
-    round-trips them). With `enabled=False` it always builds and writes nothing."""
+    round-trips them). With `enabled=False` it always builds and writes nothing.
+
+    `build()` runs with one BLAS thread: a matrix product's rounding depends on the BLAS thread count, and an entry is
+    shared by every notebook that asks for it, so it must not depend on which of them built it first (a worker of
+    `in_parallel`, one thread, or a notebook's kernel, two: measured, 33's scene rows moved when it built its own)."""
     path = cache_path(kind, key)
     if enabled and path.is_file():
         try:
@@ -94,7 +98,8 @@ def load_or_build(kind: str, key: str, build: Callable[[], dict], enabled: bool 
             return {**out, **meta}, True
         except Exception as e:       # a file truncated by a crash elsewhere, or another numpy: rebuild it
             print(f"cache: rebuilding {path.name} ({type(e).__name__}: {e})")
-    entry = build()
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1, user_api="blas"): entry = build()
     arrays, meta = _split_entry(entry)
     if enabled:
         _atomic_write(path, lambda f: np.savez(f, **arrays, **{_META: np.array(json.dumps(meta))}))

@@ -39,6 +39,23 @@ def test_disabled_cache_builds_every_time_and_writes_nothing():
     assert len(n) == 2 and not cache.cache_path("t", "k").exists()
 
 
+def test_an_entry_does_not_depend_on_the_callers_blas_threads():
+    "A kernel (two BLAS threads) and a worker of in_parallel (one) must build the same bytes for the same key."
+    from threadpoolctl import threadpool_info, threadpool_limits
+    from paperlib.features import mel_spectrogram
+    y = np.random.default_rng(0).standard_normal((64, 4 * 16000)).astype(np.float32)
+    seen = []
+    def build():
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return {"M": mel_spectrogram(y, sr=16000, n_fft=1024, hop_length=512, n_mels=64, power=2.0)}
+    with threadpool_limits(2):
+        two = cache.load_or_build("t", "mel", build, enabled=False)[0]["M"]
+    with threadpool_limits(1):
+        one = mel_spectrogram(y, sr=16000, n_fft=1024, hop_length=512, n_mels=64, power=2.0)
+    assert seen and set(seen) == {1}
+    assert np.array_equal(one, two)
+
+
 def test_an_interrupted_build_leaves_no_file_and_a_corrupt_file_is_rebuilt(capsys):
     def boom():
         raise KeyboardInterrupt
