@@ -1261,10 +1261,13 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'paperlib.workflow.main': ('workflow.html#main', 'paperlib/workflow.py'),
                                    'paperlib.workflow.notebook_dependencies': ( 'workflow.html#notebook_dependencies',
                                                                                 'paperlib/workflow.py'),
+                                   'paperlib.workflow.numba_folder': ('workflow.html#numba_folder', 'paperlib/workflow.py'),
+                                   'paperlib.workflow.numba_libraries': ('workflow.html#numba_libraries', 'paperlib/workflow.py'),
                                    'paperlib.workflow.plan_jobs': ('workflow.html#plan_jobs', 'paperlib/workflow.py'),
                                    'paperlib.workflow.run_job': ('workflow.html#run_job', 'paperlib/workflow.py'),
                                    'paperlib.workflow.run_snakemake': ('workflow.html#run_snakemake', 'paperlib/workflow.py'),
                                    'paperlib.workflow.snakemake_command': ('workflow.html#snakemake_command', 'paperlib/workflow.py'),
                                    'paperlib.workflow.state_dir': ('workflow.html#state_dir', 'paperlib/workflow.py'),
                                    'paperlib.workflow.uvac_table1_sweep': ('workflow.html#uvac_table1_sweep', 'paperlib/workflow.py'),
+                                   'paperlib.workflow.warm_numba': ('workflow.html#warm_numba', 'paperlib/workflow.py'),
                                    'paperlib.workflow.write_spec': ('workflow.html#write_spec', 'paperlib/workflow.py')}}}

@@ -324,6 +324,9 @@ def reproduce(profile: str = "quick", only=None, seed: int = 0, data_source: str
     (state / "finished").unlink(missing_ok=True)
     before = {n: Path(j["marker"]).read_text() if Path(j["marker"]).is_file() else None for n, j in jobs.items()}
     t_all = time.perf_counter()
+    if int(cores) == 1 and not snakemake_args:     # one shared numba folder: compile what compiles at import once, first
+        libs, secs = workflow.warm_numba(workflow.numba_folder({"serial": True}, ""), nbs)
+        if libs: print(f"  {'numba warm-up: ' + ', '.join(libs):<28}{secs:7.1f} s (once per cache folder, before the first notebook)", flush=True)
     try:
         proc = workflow.run_snakemake(cmd)
     except KeyboardInterrupt:

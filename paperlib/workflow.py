@@ -17,9 +17,10 @@ from pathlib import Path
 from .core import ConfigError, PaperlibError, cache_dir, get_profile, local_root, repo_root
 
 # %% auto #0
-__all__ = ['SWEEPS', 'THREAD_VARIABLES', 'SNAKEFILE', 'notebook_dependencies', 'imported_modules', 'job_fingerprint',
-           'uvac_table1_sweep', 'state_dir', 'plan_jobs', 'write_spec', 'load_spec', 'run_job', 'finish',
-           'snakemake_command', 'run_snakemake', 'jobs_to_run', 'main']
+__all__ = ['SWEEPS', 'THREAD_VARIABLES', 'NUMBA_WARMUPS', 'SNAKEFILE', 'notebook_dependencies', 'imported_modules',
+           'job_fingerprint', 'uvac_table1_sweep', 'state_dir', 'plan_jobs', 'write_spec', 'load_spec', 'numba_folder',
+           'numba_libraries', 'warm_numba', 'run_job', 'finish', 'snakemake_command', 'run_snakemake', 'jobs_to_run',
+           'main']
 
 # %% ../nbs/04_workflow.ipynb #b912e42e
 def notebook_dependencies(stems: list[str]) -> dict[str, list[str]]:
@@ -220,6 +221,34 @@ def load_spec(path) -> dict:
                           "or pass --config spec=<state>/spec.json of an earlier run.")
     return json.loads(p.read_text())
 
+# %% ../nbs/04_workflow.ipynb #5e7a1b20
+NUMBA_WARMUPS = {"librosa": "import numpy as np, librosa; librosa.stft(np.zeros(4096, np.float32))", "umap": "import umap"}
+"What compiles a library's import-time numba functions (`warm_numba`), keyed on the name a module imports."
+
+def numba_folder(spec: dict, name: str) -> Path:
+    "Job `name`'s numba cache folder: `<NUMBA_CACHE_DIR or cache>/numba/serial` when jobs run one at a time, else its own."
+    base = Path(os.environ.get("NUMBA_CACHE_DIR") or cache_dir() / "numba")
+    return base / ("serial" if spec.get("serial") else re.sub(r"\W", "_", name))
+
+def numba_libraries(notebooks) -> list[str]:
+    "The libraries of `NUMBA_WARMUPS` that `notebooks` import, themselves or through the paperlib modules they import."
+    sources = [Path(nb).read_text() for nb in notebooks] + [f.read_text() for nb in notebooks for f in imported_modules(Path(nb))]
+    return [lib for lib in NUMBA_WARMUPS if any(re.search(rf"\bimport {lib}\b|\bfrom {lib}\b", s) for s in sources)]
+
+def warm_numba(folder, notebooks) -> tuple[list[str], float]:
+    """Compile into `folder` the import-time numba functions of the libraries of `NUMBA_WARMUPS` that `notebooks` (or the
+    paperlib modules they import) use and that `folder` holds nothing of yet, in one process. Returns (the libraries
+    compiled, seconds); ([], 0.0) when the folder was warm already."""
+    import time
+    folder = Path(folder)
+    cold = [lib for lib in numba_libraries(notebooks) if not any(folder.glob(f"{lib}_*"))]
+    if not cold: return [], 0.0
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "; ".join(NUMBA_WARMUPS[lib] for lib in cold)], check=True,
+                   env={**os.environ, "NUMBA_CACHE_DIR": str(folder)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cold, time.perf_counter() - t0
+
 # %% ../nbs/04_workflow.ipynb #e97ac043
 def _receipt_valid(job: dict) -> bool:
     "A receipt still describes the results on disk: it exists, and the provenance it recorded is the one there now."
@@ -238,8 +267,7 @@ def run_job(spec_path, name: str) -> int:
     spec = load_spec(spec_path)
     job = spec["jobs"][name]
     state = Path(spec_path).parent
-    numba = Path(os.environ.get("NUMBA_CACHE_DIR") or cache_dir() / "numba") / ("serial" if spec.get("serial") else re.sub(r"\W", "_", name))
-    env = {**job["env"], "NUMBA_CACHE_DIR": str(numba)}
+    env = {**job["env"], "NUMBA_CACHE_DIR": str(numba_folder(spec, name))}
     for k, v in spec["thread_environment"].items():        # Snakemake's OMP_NUM_THREADS=1 would change the numbers
         if v is None: os.environ.pop(k, None)
         else: os.environ[k] = v

@@ -112,3 +112,15 @@ def test_jobs_run_one_at_a_time_share_one_numba_cache_and_side_by_side_get_their
         res = tmp_path / f"results{cores}"
         reproduce.reproduce("quick", nbs_dir=nbs, results_dir=res, cores=cores)
         assert pd.read_csv(res / "10_t/tables/t.csv").value[0] == folder
+
+
+def test_a_cold_shared_numba_folder_is_warmed_once_for_the_libraries_the_notebooks_import(tmp_path):
+    "librosa's import-time numba functions compile before the first job (its own log line), not in whichever notebook."
+    plain, uses = _nb(tmp_path / "10_a.ipynb", "x = 1"), _nb(tmp_path / "11_b.ipynb", "import librosa")
+    assert workflow.numba_libraries([plain]) == [] and workflow.numba_libraries([uses]) == ["librosa"]
+    assert "umap" in workflow.numba_libraries([Path("nbs/12_touch_manifold.ipynb")])     # through paperlib's modules
+    folder = tmp_path / "numba"
+    assert workflow.warm_numba(folder, [plain]) == ([], 0.0) and not folder.exists()
+    libs, seconds = workflow.warm_numba(folder, [plain, uses])
+    assert libs == ["librosa"] and seconds > 0 and any(folder.glob("librosa_*"))
+    assert workflow.warm_numba(folder, [uses]) == ([], 0.0)                                # warm: nothing to do
