@@ -238,16 +238,17 @@ def numba_libraries(notebooks) -> list[str]:
 def warm_numba(folder, notebooks) -> tuple[list[str], float]:
     """Compile into `folder` the import-time numba functions of the libraries of `NUMBA_WARMUPS` that `notebooks` (or the
     paperlib modules they import) use and that `folder` holds nothing of yet, in one process. Returns (the libraries
-    compiled, seconds); ([], 0.0) when the folder was warm already."""
+    compiled, seconds); ([], 0.0) when the folder was warm already or the warm-up failed (a library that does not
+    import: the notebook that needs it then says so itself)."""
     import time
     folder = Path(folder)
     cold = [lib for lib in numba_libraries(notebooks) if not any(folder.glob(f"{lib}_*"))]
     if not cold: return [], 0.0
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "; ".join(NUMBA_WARMUPS[lib] for lib in cold)], check=True,
-                   env={**os.environ, "NUMBA_CACHE_DIR": str(folder)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return cold, time.perf_counter() - t0
+    done = subprocess.run([sys.executable, "-c", "; ".join(NUMBA_WARMUPS[lib] for lib in cold)],
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(folder)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return (cold, time.perf_counter() - t0) if done.returncode == 0 else ([], 0.0)
 
 # %% ../nbs/04_workflow.ipynb #e97ac043
 def _receipt_valid(job: dict) -> bool:

@@ -114,7 +114,7 @@ def test_jobs_run_one_at_a_time_share_one_numba_cache_and_side_by_side_get_their
         assert pd.read_csv(res / "10_t/tables/t.csv").value[0] == folder
 
 
-def test_a_cold_shared_numba_folder_is_warmed_once_for_the_libraries_the_notebooks_import(tmp_path):
+def test_a_cold_shared_numba_folder_is_warmed_once_for_the_libraries_the_notebooks_import(tmp_path, monkeypatch):
     "librosa's import-time numba functions compile before the first job (its own log line), not in whichever notebook."
     plain, uses = _nb(tmp_path / "10_a.ipynb", "x = 1"), _nb(tmp_path / "11_b.ipynb", "import librosa")
     assert workflow.numba_libraries([plain]) == [] and workflow.numba_libraries([uses]) == ["librosa"]
@@ -124,3 +124,5 @@ def test_a_cold_shared_numba_folder_is_warmed_once_for_the_libraries_the_noteboo
     libs, seconds = workflow.warm_numba(folder, [plain, uses])
     assert libs == ["librosa"] and seconds > 0 and any(folder.glob("librosa_*"))
     assert workflow.warm_numba(folder, [uses]) == ([], 0.0)                                # warm: nothing to do
+    monkeypatch.setitem(workflow.NUMBA_WARMUPS, "librosa", "import no_such_module_here")
+    assert workflow.warm_numba(tmp_path / "other", [uses]) == ([], 0.0)                    # a failed warm-up stops nothing
