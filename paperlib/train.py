@@ -37,7 +37,10 @@ class TrainConfig:
     weight_decay : Adam's L2 weight decay.  grad_clip : max gradient norm (None: no clipping).
     eval_every : a history row every this many steps (None: one row per epoch).
     seed : seed of the batch-order generator (one `torch.randperm` per epoch).
-    threads : torch CPU threads while training (None: torch's default)."""
+    threads : torch CPU threads while training (None: torch's default).
+    fused : Adam's fused kernel, one vectorised update of all parameters (the same rule; a different order of float
+        operations than the per-parameter loop, False). Measured here on CPU: a step of 004's CNN 95 -> 66 ms on two
+        threads, the timbre MLP 12 -> 9 ms, the timbre autoencoder 214 -> 193 ms on one."""
     epochs: int = 10
     steps: int | None = None
     batch_size: int = 64
@@ -51,6 +54,7 @@ class TrainConfig:
     eval_every: int | None = None
     seed: int = 0
     threads: int | None = None
+    fused: bool = True
 
     def __post_init__(self):
         check_positive("epochs", self.epochs, integer=True)
@@ -195,7 +199,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, dict, int], Mapping], array
         raise DataError(f"{n} training examples give no batch of at least {max(cfg.min_batch, cfg.batch_size if cfg.drop_last else 1)}.",
                         "use more examples or a smaller batch_size.")
     total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=cfg.fused)
     gen = torch.Generator().manual_seed(cfg.seed)
     rows, sums, count, seconds, done, stop = [], {}, 0, 0.0, 0, False
     n_epochs = cfg.epochs if cfg.steps is None else -(-cfg.steps // per_epoch)
@@ -287,16 +291,17 @@ def predict_classes(model: nn.Module, X, batch_size: int = 512) -> np.ndarray:
 # %% ../nbs/06_train.ipynb #aa4ea4ef
 _IN_WORKER = [False]       # set in a worker process of `in_parallel`: its own calls to in_parallel run there, one by one
 
-def workers(n_calls: int, device="cpu") -> int:
+def workers(n_calls: int, device="cpu", together: bool = False) -> int:
     """How many worker processes `in_parallel` uses for `n_calls` calls: `PAPERLIB_WORKERS` if set, else one per CPU
-    core, never more than the calls; 1 (this process) on a GPU."""
+    core (`together`: one per call, up to two per core), never more than the calls; 1 (this process) on a GPU."""
     if torch.device(device).type != "cpu" or n_calls <= 1 or _IN_WORKER[0]: return 1     # no pools inside a worker
     v = os.environ.get("PAPERLIB_WORKERS", "").strip()
     if v:
         if not v.isdigit() or int(v) < 1:
             raise ConfigError(f"PAPERLIB_WORKERS={v!r} is not a positive whole number.", "set it to e.g. 2, or unset it.")
         return min(int(v), n_calls)
-    return max(1, min(os.cpu_count() or 1, n_calls))
+    cores = os.cpu_count() or 1
+    return max(1, min(2 * cores if together else cores, n_calls))
 
 @contextlib.contextmanager
 def _alone():
@@ -339,13 +344,16 @@ def _pool(n: int):
         atexit.register(_POOLS[n].shutdown)
     return _POOLS[n]
 
-def in_parallel(calls, device="cpu", desc: str | None = None):
+def in_parallel(calls, device="cpu", desc: str | None = None, together: bool = False):
     """Run independent `calls` (picklable zero-argument callables, e.g. `functools.partial(train_cat_uvac, X, cfg, ...)`)
     each on one CPU thread, side by side in `workers(len(calls), device)` spawned processes; returns their results.
 
     calls : a sequence (-> a list of results, in order) or a mapping {key: call} (-> {key: result}).
     device : on a GPU the calls run one after the other in this process (one device, no copies of CUDA contexts).
     desc : a progress-bar label over the finished calls (None: no bar).
+    together : start every call at once, more processes than cores (up to two per core) that share the cores: for a
+        few long calls of similar length, where one worker per core leaves a core idle at the end (three calls on two
+        cores: the time of two calls in a row becomes about one and a half). The results are the same.
 
     Every call runs alone (one thread, deterministic kernels, global generators seeded with 0), so its result is the
     same however many workers run. An exception in a call is raised here, with the worker's traceback as its cause."""
@@ -357,7 +365,7 @@ def in_parallel(calls, device="cpu", desc: str | None = None):
     here = [i for i, c in enumerate(todo) if getattr(getattr(c, "func", c), "__module__", None) == "__main__"]
     if here: raise ConfigError(f"in_parallel: calls {here} use a function defined in this notebook or script, which a worker "
                                "process cannot import.", "use the exported function, e.g. paperlib.uvac.train.train_cat_uvac.")
-    n_workers = workers(len(todo), device)
+    n_workers = workers(len(todo), device, together)
     bar = progress_bar(total=len(todo), desc=desc, disable=desc is None, leave=False)
     if n_workers == 1:
         out = []

@@ -44,12 +44,13 @@ def test_same_seed_same_weights_and_another_batch_order_differs():
     assert torch.equal(ws[0], ws[1]) and not torch.equal(ws[0], ws[2])
 
 
-def test_fit_equals_the_hand_written_loop():
-    "fit is exactly: one randperm per epoch, Adam, zero_grad, backward, clip, step (what the papers' loops did)."
+@pytest.mark.parametrize("fused", [True, False])
+def test_fit_equals_the_hand_written_loop(fused):
+    "fit is exactly: one randperm per epoch, Adam (fused kernel or loop), zero_grad, backward, clip, step (what the papers' loops did)."
     X, y = blobs(100)
-    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.01, grad_clip=1.0, min_batch=2, seed=3)
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.01, grad_clip=1.0, min_batch=2, seed=3, fused=fused)
     m = linear(); fit(m, ce_step, {"x": X, "y": y}, cfg)
-    ref = linear(); opt = torch.optim.Adam(ref.parameters(), lr=0.01); gen = torch.Generator().manual_seed(3)
+    ref = linear(); opt = torch.optim.Adam(ref.parameters(), lr=0.01, fused=fused); gen = torch.Generator().manual_seed(3)
     Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
     for _ in range(3):
         perm = torch.randperm(100, generator=gen)
@@ -59,6 +60,16 @@ def test_fit_equals_the_hand_written_loop():
             loss = F.cross_entropy(ref(Xt[idx]), yt[idx])
             opt.zero_grad(); loss.backward(); nn.utils.clip_grad_norm_(ref.parameters(), 1.0); opt.step()
     assert torch.equal(m.weight, ref.weight) and torch.equal(m.bias, ref.bias)
+
+
+def test_the_fused_adam_is_the_same_rule_as_the_loop():
+    "The fused kernel (the default) and the per-parameter loop differ only in float rounding, not in what they compute."
+    X, y = blobs(100)
+    ws = []
+    for fused in (True, False):
+        m = linear(); fit(m, ce_step, {"x": X, "y": y}, TrainConfig(epochs=3, batch_size=16, lr=0.01, seed=3, fused=fused))
+        ws.append(m.weight.detach().clone())
+    assert TrainConfig().fused and torch.allclose(ws[0], ws[1], atol=1e-5) and not torch.allclose(ws[0], linear().weight, atol=1e-3)
 
 
 def test_steps_with_drop_last_cross_epochs_and_rows_every_k_steps():
@@ -248,11 +259,13 @@ def test_in_parallel_gives_the_numbers_of_one_by_one(monkeypatch):
     side = train.in_parallel(calls)
     monkeypatch.setenv("PAPERLIB_WORKERS", "1")
     here = train.in_parallel(calls)
+    monkeypatch.delenv("PAPERLIB_WORKERS")
+    together = train.in_parallel(calls, together=True)          # one process per call, sharing the cores
     assert list(side) == [0, 1, 2]
     for s in calls:
-        (m1, h1), (m2, h2) = side[s], here[s]
-        assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
-        assert h1["loss"].tolist() == h2["loss"].tolist()
+        for (m1, h1), (m2, h2) in [(side[s], here[s]), (together[s], here[s])]:
+            assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+            assert h1["loss"].tolist() == h2["loss"].tolist()
     assert not all(torch.equal(a, b) for a, b in zip(side[0][0].state_dict().values(), side[1][0].state_dict().values()))
 
 
@@ -289,8 +302,12 @@ def test_in_parallel_refuses_what_a_worker_cannot_import(monkeypatch):
 def test_workers_reads_the_environment_and_stays_in_process_on_a_gpu(monkeypatch):
     monkeypatch.setenv("PAPERLIB_WORKERS", "3")
     assert train.workers(10) == 3 and train.workers(2) == 2 and train.workers(1) == 1 and train.workers(10, "cuda") == 1
+    assert train.workers(10, together=True) == 3          # the environment's number wins
     monkeypatch.setenv("PAPERLIB_WORKERS", "two")
     with pytest.raises(ConfigError, match="PAPERLIB_WORKERS"):
         train.workers(4)
     monkeypatch.delenv("PAPERLIB_WORKERS")
-    assert 1 <= train.workers(64) <= (__import__("os").cpu_count() or 1)
+    cores = __import__("os").cpu_count() or 1
+    assert 1 <= train.workers(64) <= cores
+    assert train.workers(3, together=True) == min(3, 2 * cores) and train.workers(64, together=True) == 2 * cores
+    assert train.workers(3, "cuda", together=True) == 1

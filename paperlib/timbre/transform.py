@@ -157,10 +157,12 @@ def transformation_pairs(Z: np.ndarray, y: np.ndarray, meta, train: np.ndarray, 
                              "ridge_alpha": rm.alpha if (rm is not None and method == "ridge map") else np.nan,
                              "mean_distance": float(np.linalg.norm(mu[b] - mu[a])), "_b": b})
                 blocks.append(zt)
-    # decode, re-encode and classify all transformed notes at once (one batch stream instead of 440 small ones)
+    # decode, re-encode and classify all transformed notes at once (one batch stream instead of 440 small ones), each
+    # distinct latent once: "none" repeats a source note for every target, the control repeats training notes
     z_all = np.concatenate(blocks).astype(np.float32)
-    z_dec = reencode(model, z_all, device)
-    preds = {"latent_MLP": mlp.predict(z_all), "decoded_MLP": mlp.predict(z_dec), "decoded_SVM": svm.predict(z_dec)}
+    z_uni, back = np.unique(z_all, axis=0, return_inverse=True); back = back.reshape(-1)
+    z_dec = reencode(model, z_uni, device)
+    preds = {"latent_MLP": mlp.predict(z_uni)[back], "decoded_MLP": mlp.predict(z_dec)[back], "decoded_SVM": svm.predict(z_dec)[back]}
     ends = np.cumsum([len(b_) for b_ in blocks])
     for r, lo, hi in zip(rows, ends - [len(b_) for b_ in blocks], ends):
         for k, p in preds.items():
