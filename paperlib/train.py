@@ -353,7 +353,8 @@ def in_parallel(calls, device="cpu", desc: str | None = None, together: bool = F
     desc : a progress-bar label over the finished calls (None: no bar).
     together : start every call at once, more processes than cores (up to two per core) that share the cores: for a
         few long calls of similar length, where one worker per core leaves a core idle at the end (three calls on two
-        cores: the time of two calls in a row becomes about one and a half). The results are the same.
+        cores: the time of two calls in a row becomes about one and a half); a started pool with enough workers is reused.
+        The results are the same.
 
     Every call runs alone (one thread, deterministic kernels, global generators seeded with 0), so its result is the
     same however many workers run. An exception in a call is raised here, with the worker's traceback as its cause."""
@@ -366,6 +367,8 @@ def in_parallel(calls, device="cpu", desc: str | None = None, together: bool = F
     if here: raise ConfigError(f"in_parallel: calls {here} use a function defined in this notebook or script, which a worker "
                                "process cannot import.", "use the exported function, e.g. paperlib.uvac.train.train_cat_uvac.")
     n_workers = workers(len(todo), device, together)
+    if together and n_workers > 1 and not os.environ.get("PAPERLIB_WORKERS", "").strip():   # a started pool that runs them all at once
+        n_workers = min((k for k in _POOLS if k >= n_workers), default=n_workers)
     bar = progress_bar(total=len(todo), desc=desc, disable=desc is None, leave=False)
     if n_workers == 1:
         out = []

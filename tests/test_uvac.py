@@ -381,6 +381,11 @@ def test_literal_magnitude_input_and_profile_networks():
     S = ud.digit_spectrograms(clips, ud.DigitFeatures(reference="magnitude"))
     L = ud.digit_spectrograms(clips, ud.DigitFeatures())
     assert S.shape == L.shape and S.min() >= 0 and L.max() == pytest.approx(0.0)   # linear magnitude vs dB re peak
+    for ref, top in [("peak", 60.0), ("absolute", 80.0), ("magnitude", 60.0)]:      # one STFT, any dB scale: the same arrays
+        cfg = ud.DigitFeatures(reference=ref, top_db=top)
+        assert np.array_equal(ud.digit_spectrograms(clips, cfg, magnitude=S), ud.digit_spectrograms(clips, cfg))
+    with pytest.raises(ConfigError, match="magnitude has shape"):
+        ud.digit_spectrograms(clips, ud.DigitFeatures(), magnitude=S[:, :10])
     q = ud.UVAC_SETTINGS["quick"]
     cfg = q.net_config("digits", 10)
     assert (cfg.kernel, cfg.padding, cfg.in_shape) == (4, 1, q.shapes["digits"])

@@ -64,21 +64,29 @@ def center_on_speech(y: np.ndarray, n: int) -> np.ndarray:
     out[a - start:b - start] = y[a:b]
     return out
 
-def digit_spectrograms(clips: Clips, cfg: DigitFeatures = DigitFeatures()) -> np.ndarray:
+def digit_spectrograms(clips: Clips, cfg: DigitFeatures = DigitFeatures(), magnitude: np.ndarray | None = None) -> np.ndarray:
     """dB magnitude spectrograms of spoken digits, shape (n_clips, cfg.n_bins, cfg.n_frames), float32.
 
     Each clip is resampled to `cfg.sr` if needed, centred on its speech in a `cfg.window_s` window, transformed
     with a Hann STFT, trimmed to the lowest `cfg.n_bins` bins and first `cfg.n_frames` frames, and put in dB with
     `cfg.top_db` of range (referenced to each clip's peak, or absolute: `cfg.reference`); with
-    `cfg.reference='magnitude'` the linear magnitude itself (the paper's literal "magnitude spectrogram")."""
+    `cfg.reference='magnitude'` the linear magnitude itself (the paper's literal "magnitude spectrogram").
+    `magnitude`: that linear magnitude of these clips from an earlier call with the same STFT settings, to put in
+    another dB scale without a second STFT."""
     from paperlib.features import log_magnitude, stft_magnitude
-    audio = clips.audio
-    if clips.sr != cfg.sr:
-        import librosa
-        audio = [librosa.resample(a, orig_sr=clips.sr, target_sr=cfg.sr) for a in audio]
-    n = int(round(cfg.window_s * cfg.sr))
-    Y = np.stack([center_on_speech(a, n) for a in audio])
-    S = stft_magnitude(Y, n_fft=cfg.n_fft, hop_length=cfg.hop_length)[:, : cfg.n_bins, : cfg.n_frames]
+    if magnitude is not None:
+        S = np.asarray(magnitude)
+        if S.shape != (len(clips.audio), cfg.n_bins, cfg.n_frames):
+            raise ConfigError(f"magnitude has shape {S.shape}, not (clips, n_bins, n_frames) = {(len(clips.audio), cfg.n_bins, cfg.n_frames)}.",
+                              "pass digit_spectrograms(clips, replace(cfg, reference='magnitude')) of the same clips.")
+    else:
+        audio = clips.audio
+        if clips.sr != cfg.sr:
+            import librosa
+            audio = [librosa.resample(a, orig_sr=clips.sr, target_sr=cfg.sr) for a in audio]
+        n = int(round(cfg.window_s * cfg.sr))
+        Y = np.stack([center_on_speech(a, n) for a in audio])
+        S = stft_magnitude(Y, n_fft=cfg.n_fft, hop_length=cfg.hop_length)[:, : cfg.n_bins, : cfg.n_frames]
     if S.shape[-1] < cfg.n_frames:
         raise ConfigError(f"{cfg.window_s} s at hop {cfg.hop_length} gives only {S.shape[-1]} frames.", "lower hop_length or n_frames.")
     check_choice("reference", cfg.reference, ["peak", "absolute", "magnitude"])
