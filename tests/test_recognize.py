@@ -499,3 +499,19 @@ def test_presets_are_probed_on_a_synthesizer_of_their_own_with_the_same_drum_ban
         probe = R._probe_renderer(r)
         assert probe is not r and probe.drum_bank == bank and probe.drum_kits() == r.drum_kits()
         assert R._probe_renderer(synth.get_renderer("FluidR3_GM", 16000, drum_bank=bank)) is probe   # one per file, rate, bank
+
+
+def test_cnn_channels_last_layout_computes_the_same_function():
+    "The CNN's channels-last convolutions are a memory layout only: the same logits as the plain layout, up to rounding."
+    import torch
+    from paperlib.recognize.model import LeNetCNN
+    torch.manual_seed(0); m = LeNetCNN().eval()
+    x = torch.randn(4, 32, 32)
+    assert m.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        got = m(x)
+        h = x.reshape(4, 1, 32, 32)                                   # the same layers, plain layout
+        h = m.pool1(torch.relu(torch.nn.functional.conv2d(h, m.conv1.weight.contiguous(), m.conv1.bias, padding=2)))
+        h = m.pool2(torch.relu(torch.nn.functional.conv2d(h.contiguous(), m.conv2.weight.contiguous(), m.conv2.bias, padding=2)))
+        ref = m.fc2(torch.relu(m.fc1(h.contiguous().flatten(1))))
+    assert torch.allclose(got, ref, atol=1e-5)

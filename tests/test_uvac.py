@@ -417,3 +417,18 @@ def test_ablation_variant_is_cached_by_content_and_pauses_and_resumes_in_chunks(
     m5, h5 = train_variant(X, y0, cfg, tc, v, 0.5, cache=False)                # the same training in one go
     assert h4["loss"].tolist() == h5["loss"].tolist()
     assert all(torch.equal(a, b) for a, b in zip(m4.state_dict().values(), m5.state_dict().values()))
+
+
+def test_channels_last_layout_computes_the_same_function():
+    "Cat. UVAC's convolutions run channels-last: a memory layout only (the same outputs as the plain layout, up to rounding)."
+    import copy
+    from paperlib.uvac.model import CatUVAC, UVACConfig
+    torch.manual_seed(0)
+    m = CatUVAC(UVACConfig(in_shape=(16, 16), n_clusters=3, kernel=4, padding=1)).eval()
+    plain = copy.deepcopy(m).to(memory_format=torch.contiguous_format)
+    for mod in (plain.q_y_x, plain.q_z_xy): mod.conv.forward = (lambda seq: (lambda x: torch.nn.Sequential.forward(seq, x.contiguous())))(mod.conv)
+    x = torch.rand(5, 1, 16, 16)
+    assert m.q_y_x.conv[3].weight.is_contiguous(memory_format=torch.channels_last)          # 16 -> 32 channels
+    assert not plain.q_y_x.conv[3].weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.allclose(m.logits(x), plain.logits(x), atol=1e-5)

