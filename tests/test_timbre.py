@@ -89,7 +89,7 @@ def test_settings_are_one_frozen_instance_per_profile():
     with pytest.raises(dataclasses.FrozenInstanceError):
         q.per_family = 1
     ae, tr = model.autoencoder_configs(q, seed=3)
-    assert ae.hidden == 128 and (tr.epochs, tr.batch_size, tr.lr, tr.schedule, tr.seed) == (16, 32, 2e-3, "cosine", 3)
+    assert ae.hidden == 128 and (tr.epochs, tr.batch_size, tr.lr, tr.schedule, tr.seed) == (q.ae_epochs, 32, 2e-3, "cosine", 3)
     mlp, mtr = classify.mlp_configs(q)
     assert mlp.hidden == (250, 250, 250) and (mtr.epochs, mtr.batch_size, mtr.lr) == (200, 200, 1e-3)
 
