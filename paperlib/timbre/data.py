@@ -478,7 +478,7 @@ TIMBRE_SETTINGS = {
                             tsne_iter=250, n_seeds=2, pretrain_epochs=1, pretrain_pitch_step=24, pretrain_velocities=(100,)),
     "quick": TimbreSettings(per_family=100, test_fraction=0.25, ae_hidden=128, ae_epochs=10, tsne_iter=500),
     # quick ae_epochs: at 24 the held-out MSE was flat from about epoch 10, at 16 from about epoch 8 (the cosine schedule
-    # ends at 0 either way); 10 keep 004 and 001 within their quick budget (16 took 56 s of it on two cores)
+    # ends at 0 either way); 10 for the quick budget of 001 + 004 (16 took 56 s of it on two cores)
     "full": TimbreSettings(per_family=150, test_fraction=0.25, ae_hidden=128, ae_epochs=80, tsne_iter=1000, seed_scope="all",
                            pretrain_epochs=20),
     # full pretrain_epochs: the exclusions leave 5,930 of the 19,535 grid notes for the full split of seed 0 (7,235 for the

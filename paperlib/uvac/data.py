@@ -344,7 +344,7 @@ UVAC_SETTINGS = {
                           shapes={"digits": (32, 32), "tau": (32, 48), "us8k": (32, 32)},
                           # digits 5 epochs (10, then 6 before: Cat. UVAC's validation accuracy was flat from epoch 3,
                           # UVAC's within 0.04 of its end from epoch 3); the scene sets 18 and 15 (30 and 25, then 24
-                          # and 20 before): the shorter schedule keeps 002 within its quick budget on two cores (the
+                          # and 20 before): the shorter schedules are for 002's quick budget on two cores (the
                           # four digit trainings took 72 of the 106 s of Table I's training at 6 epochs)
                           epochs={"digits": 5, "tau": 18, "us8k": 15}, pretrain_frac=0.2, seeds=(0,), batch_size=32,
                           lr_start=3e-3, lr_end=3e-4, lambdas=_LAMBDAS, uvac_lambdas=_UVAC_LAMBDAS, embed_max=600,
