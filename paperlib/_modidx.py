@@ -103,6 +103,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'paperlib.core.source_hashes': ('core.html#source_hashes', 'paperlib/core.py'),
                                'paperlib.core.source_identity': ('core.html#source_identity', 'paperlib/core.py'),
                                'paperlib.core.start_run': ('core.html#start_run', 'paperlib/core.py'),
+                               'paperlib.core.tune_allocator': ('core.html#tune_allocator', 'paperlib/core.py'),
                                'paperlib.core.writes_reference': ('core.html#writes_reference', 'paperlib/core.py')},
             'paperlib.data': { 'paperlib.data.Clips': ('data.html#clips', 'paperlib/data.py'),
                                'paperlib.data.Clips.__len__': ('data.html#clips.__len__', 'paperlib/data.py'),

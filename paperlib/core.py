@@ -30,11 +30,12 @@ import numpy as np
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 # %% auto #0
-__all__ = ['PROFILES', 'PROVENANCE_PACKAGES', 'SOURCE_PATHS', 'PaperlibError', 'ConfigError', 'DataError', 'check_choice',
-           'check_positive', 'Profile', 'get_profile', 'seed_everything', 'rng', 'resolve_device', 'pin_threads',
-           'repo_root', 'cache_dir', 'data_root', 'is_strict', 'fallbacks_only', 'fallback', 'fallbacks_used',
-           'progress_bar', 'package_versions', 'git_commit', 'results_root', 'local_root', 'is_reference_root',
-           'writes_reference', 'source_identity', 'identity_differences', 'source_hashes', 'Run', 'start_run']
+__all__ = ['PROFILES', 'MALLOC_SETTINGS', 'ALLOCATOR', 'PROVENANCE_PACKAGES', 'SOURCE_PATHS', 'PaperlibError', 'ConfigError',
+           'DataError', 'check_choice', 'check_positive', 'Profile', 'get_profile', 'seed_everything', 'rng',
+           'resolve_device', 'pin_threads', 'tune_allocator', 'repo_root', 'cache_dir', 'data_root', 'is_strict',
+           'fallbacks_only', 'fallback', 'fallbacks_used', 'progress_bar', 'package_versions', 'git_commit',
+           'results_root', 'local_root', 'is_reference_root', 'writes_reference', 'source_identity',
+           'identity_differences', 'source_hashes', 'Run', 'start_run']
 
 # %% ../nbs/00_core.ipynb #24e13f04
 class PaperlibError(ValueError):
@@ -165,6 +166,25 @@ def pin_threads(n: int | None) -> dict:
         c = sorted({p["num_threads"] for p in threadpool_info() if p.get("user_api") == api})
         return c[0] if len(c) == 1 else c
     return {"torch": torch.get_num_threads(), "blas": counts("blas"), "openmp": counts("openmp"), "cpus": os.cpu_count()}
+
+# %% ../nbs/00_core.ipynb #13c5c94e
+MALLOC_SETTINGS: dict[str, tuple[int, int]] = {"M_MMAP_THRESHOLD": (-3, 64 << 20), "M_TRIM_THRESHOLD": (-1, 512 << 20)}
+"glibc `mallopt` parameters set by `tune_allocator`: name -> (parameter number of malloc.h, value in bytes)."
+
+def tune_allocator(settings: Mapping[str, tuple[int, int]] = MALLOC_SETTINGS) -> dict[str, int]:
+    """Keep freed memory in this process (glibc's `mallopt`, see above) instead of returning it to the kernel after
+    every large array. Returns {name: value} of the settings applied: empty on another C library or OS, or when the
+    environment variable `PAPERLIB_MALLOC` is `default`."""
+    if os.environ.get("PAPERLIB_MALLOC", "").strip().lower() == "default" or not sys.platform.startswith("linux"):
+        return {}
+    import ctypes
+    try: mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError): return {}          # not glibc (musl, ...): its defaults stay
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return {name: value for name, (param, value) in settings.items() if mallopt(param, value) == 1}
+
+ALLOCATOR: dict[str, int] = tune_allocator()
+"What `tune_allocator` set when this module was imported ({} where nothing was changed)."
 
 # %% ../nbs/00_core.ipynb #69f6187f
 def repo_root() -> Path | None:

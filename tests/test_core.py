@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -260,3 +262,32 @@ def test_quick_and_smoke_pin_two_threads_whatever_the_machine(tmp_path):
         for var, value in env.items():
             if value is None: os.environ.pop(var, None)
             else: os.environ[var] = value
+
+
+_FAULTS = r'''
+import json, resource, sys
+import numpy as np
+import paperlib.core as core
+faults = []
+for _ in range(5):                      # allocate, touch and free 48 MB five times
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    a = np.ones(12 << 20, np.float32); del a
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps({"allocator": core.ALLOCATOR, "faults": faults}))
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's (Linux)")
+def test_tuned_allocator_reuses_freed_memory_and_can_be_switched_off():
+    "Importing paperlib.core raises glibc's thresholds: a freed 48 MB array is reused, not faulted in again."
+    def probe(**env):
+        e = {k: v for k, v in os.environ.items() if k != "PAPERLIB_MALLOC"} | env
+        out = subprocess.run([sys.executable, "-c", _FAULTS], env=e, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    tuned, default = probe(), probe(PAPERLIB_MALLOC="default")
+    assert tuned["allocator"] == {k: v for k, (_, v) in core.MALLOC_SETTINGS.items()}
+    assert default["allocator"] == {}
+    # glibc's default: mmapped and faulted in again on every allocation (in 4 kB or, where numpy asks for them, 2 MB
+    # pages); tuned: the first allocation's memory is reused
+    assert min(default["faults"][1:]) >= 20
+    assert max(tuned["faults"][1:]) * 10 < min(default["faults"][1:])
