@@ -344,7 +344,7 @@ def _pool(n: int):
         atexit.register(_POOLS[n].shutdown)
     return _POOLS[n]
 
-def in_parallel(calls, device="cpu", desc: str | None = None, together: bool = False):
+def in_parallel(calls, device="cpu", desc: str | None = None, together: bool = False, cost=None):
     """Run independent `calls` (picklable zero-argument callables, e.g. `functools.partial(train_cat_uvac, X, cfg, ...)`)
     each on one CPU thread, side by side in `workers(len(calls), device)` spawned processes; returns their results.
 
@@ -355,6 +355,10 @@ def in_parallel(calls, device="cpu", desc: str | None = None, together: bool = F
         few long calls of similar length, where one worker per core leaves a core idle at the end (three calls on two
         cores: the time of two calls in a row becomes about one and a half); a started pool with enough workers is reused.
         The results are the same.
+    cost : the relative cost of each call (a sequence like `calls`, or a mapping with its keys; e.g. seconds measured
+        once): the costliest are handed to the workers first, so that the calls finishing last are short ones
+        (longest-processing-time-first: in order, a long call started last keeps one core busy while the others
+        idle). Only the order in which they run changes; the results come back in the order of `calls`.
 
     Every call runs alone (one thread, deterministic kernels, global generators seeded with 0), so its result is the
     same however many workers run. An exception in a call is raised here, with the worker's traceback as its cause."""
@@ -366,6 +370,13 @@ def in_parallel(calls, device="cpu", desc: str | None = None, together: bool = F
     here = [i for i, c in enumerate(todo) if getattr(getattr(c, "func", c), "__module__", None) == "__main__"]
     if here: raise ConfigError(f"in_parallel: calls {here} use a function defined in this notebook or script, which a worker "
                                "process cannot import.", "use the exported function, e.g. paperlib.uvac.train.train_cat_uvac.")
+    order = list(range(len(todo)))
+    if cost is not None:
+        c = [cost[k] for k in keys] if keys is not None and isinstance(cost, Mapping) else list(cost)
+        if len(c) != len(todo) or not all(np.isfinite(float(x)) and float(x) >= 0 for x in c):
+            raise ConfigError(f"in_parallel: cost must give one non-negative number per call ({len(todo)}), not {len(c)}.",
+                              "pass cost as a list like calls, or a mapping with the same keys.")
+        order = sorted(order, key=lambda i: -float(c[i]))       # stable: equal costs keep their order
     n_workers = workers(len(todo), device, together)
     if together and n_workers > 1 and not os.environ.get("PAPERLIB_WORKERS", "").strip():   # a started pool that runs them all at once
         n_workers = min((k for k in _POOLS if k >= n_workers), default=n_workers)
@@ -389,9 +400,9 @@ def in_parallel(calls, device="cpu", desc: str | None = None, together: bool = F
         try:
             pool = _pool(n_workers)
             import paperlib.train as exported
-            futures = [pool.submit(exported._run_pickled, b) for b in blobs]
-            for f in futures: f.add_done_callback(lambda _: bar.update(1))
-            out = [pickle.loads(f.result()) for f in futures]
+            futures = {i: pool.submit(exported._run_pickled, blobs[i]) for i in order}
+            for f in futures.values(): f.add_done_callback(lambda _: bar.update(1))
+            out = [pickle.loads(futures[i].result()) for i in range(len(todo))]
         except BrokenProcessPool as e:
             _POOLS.pop(n_workers, None)
             raise RuntimeError("a worker process of in_parallel died (out of memory?).\n  How to fix: run with fewer workers "

@@ -311,3 +311,25 @@ def test_workers_reads_the_environment_and_stays_in_process_on_a_gpu(monkeypatch
     assert 1 <= train.workers(64) <= cores
     assert train.workers(3, together=True) == min(3, 2 * cores) and train.workers(64, together=True) == 2 * cores
     assert train.workers(3, "cuda", together=True) == 1
+
+
+def _start_time_after_sleeping(seconds: float) -> int:
+    "When this call started (the system-wide monotonic clock, ns); then sleeps `seconds` (a call of known length)."
+    import time
+    t = time.monotonic_ns(); time.sleep(seconds)
+    return t
+
+
+def test_in_parallel_starts_the_costliest_calls_first_and_keeps_the_order_of_results(monkeypatch):
+    from functools import partial
+    monkeypatch.setenv("PAPERLIB_WORKERS", "2")
+    calls = {k: partial(_start_time_after_sleeping, s) for k, s in {"a": 0.2, "b": 0.2, "c": 0.2, "long": 0.6}.items()}
+    started = train.in_parallel(calls, cost={"a": 1, "b": 1, "c": 1, "long": 3})
+    assert list(started) == ["a", "b", "c", "long"]                 # the results in the order of the calls
+    assert started["long"] <= min(started[k] for k in "bc")         # the long call was handed out first, not last
+    listed = train.in_parallel(list(calls.values()), cost=[1, 1, 1, 3])
+    assert listed[3] <= min(listed[1:3])
+    with pytest.raises(ConfigError, match="one non-negative number per call"):
+        train.in_parallel(list(calls.values()), cost=[1, 1])
+    with pytest.raises(ConfigError, match="one non-negative number per call"):
+        train.in_parallel(list(calls.values()), cost=[1, 1, -1, 2])
