@@ -368,7 +368,8 @@ def test_training_is_deterministic_and_standardises():
 def test_train_config_follows_the_settings():
     S = R.RECOGNIZE_SETTINGS["quick"]
     nn_cfg, cnn_cfg = M.train_config(S, "nn", seed=3), M.train_config(S, "cnn", seed=3)
-    assert (nn_cfg.steps, cnn_cfg.steps) == (500, 200) and nn_cfg.drop_last and cnn_cfg.drop_last
+    assert (nn_cfg.steps, cnn_cfg.steps) == (S.iterations, S.cnn_iterations) and S.iterations == 500   # the paper's 500 for the small models
+    assert nn_cfg.drop_last and cnn_cfg.drop_last
     assert nn_cfg.batch_size == 50 and nn_cfg.lr == 1e-3 and nn_cfg.eval_every == 25 and nn_cfg.seed == 3
     assert M.curve_sizes(S, "nn") == (1000, None) and M.curve_sizes(S, "cnn") == (300, 300)
     assert M.curve_sizes(R.RECOGNIZE_SETTINGS["full"], "cnn") == (1248, None)

@@ -749,7 +749,7 @@ RECOGNIZE_SETTINGS = {
     "smoke": RecognizeSettings(per_class=10, iterations=20, cnn_iterations=3, batch_size=16, eval_every=5, cnn_eval_every=3,
                                n_curve_train=100, cnn_n_curve=50, hidden_sizes=(10, 50), ablation=("softmax",), seeds=2,
                                cnn_seeds=1, cnn_protocols=("seen",), cnn_unseen_reps=(), rotation_per_class=10, transfer_seeds=2, n_boot=200),
-    "quick": RecognizeSettings(cnn_iterations=200, cnn_n_curve=300, ablation=("softmax", "nn"), sweep_seeds=5, cnn_seeds=1,
+    "quick": RecognizeSettings(cnn_iterations=150, cnn_n_curve=300, ablation=("softmax", "nn"), sweep_seeds=5, cnn_seeds=1,
                                cnn_protocols=("seen", "unseen"), cnn_unseen_reps=("spectrogram",), rotation_per_class=240,
                                rotation_reps=("spectrogram",), transfer_seeds=3),
     "full": RecognizeSettings(n_curve_train=1248, sweep_seeds=5),
