@@ -20,7 +20,8 @@ from .core import ConfigError, DataError, check_choice, check_positive, progress
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'SPLITS', 'TrainConfig', 'anneal', 'threads', 'minibatches', 'batches_per_epoch', 'TrainingPaused',
-           'resumable', 'chunk_seconds', 'fit', 'batched', 'predict_classes', 'workers', 'in_parallel', 'split']
+           'resumable', 'chunk_seconds', 'fit', 'batched', 'predict_classes', 'workers', 'warm_workers', 'in_parallel',
+           'split']
 
 # %% ../nbs/06_train.ipynb #1fed1219
 SCHEDULES = ("constant", "cosine", "exponential")
@@ -343,6 +344,22 @@ def _pool(n: int):
         _POOLS[n] = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=exported._worker_init)
         atexit.register(_POOLS[n].shutdown)
     return _POOLS[n]
+
+def _warm() -> int:
+    "A worker's first job from `warm_workers`: import what a training imports on its first step (the optimiser pulls in torch._dynamo)."
+    torch.optim.Adam([nn.Parameter(torch.zeros(1))])
+    return os.getpid()
+
+def warm_workers(n_calls: int, device="cpu", together: bool = False) -> int:
+    """Start now, in the background, the worker processes that `in_parallel(calls, device, together=together)` with
+    `n_calls` calls will use: their start and imports (torch, paperlib, the optimiser's: about 4 s of CPU each) then
+    overlap with what this process does first (imports, loading data) instead of delaying the first parallel call.
+    Returns the number of workers started (0 where `in_parallel` runs calls in this process). Changes no number."""
+    n = workers(n_calls, device, together)
+    if n <= 1: return 0
+    pool = _pool(n)
+    for _ in range(n): pool.submit(_warm)           # one per worker: the pool spawns a process per pending job
+    return n
 
 def in_parallel(calls, device="cpu", desc: str | None = None, together: bool = False, cost=None):
     """Run independent `calls` (picklable zero-argument callables, e.g. `functools.partial(train_cat_uvac, X, cfg, ...)`)

@@ -512,3 +512,17 @@ def test_fit_predict_is_one_classifiers_fit_and_predictions():
     ref = SVC().fit(X[:40], y[:40])
     assert acc == np.mean(ref.predict(X[:40]) == y[:40])
     assert np.array_equal(pred["a"], ref.predict(X[40:])) and np.array_equal(pred["b"], ref.predict(X[:5]))
+
+
+def test_griffin_lim_is_librosas():
+    "The torch Griffin-Lim gives librosa.griffinlim's waveforms (same initial phases, momentum, frames)."
+    import librosa
+    rng = np.random.default_rng(3)
+    M = 10.0 ** ((rng.standard_normal((2, tdata.N_BINS, 79)) * 10 - 40) / 20.0)
+    for n_iter in (1, 8):
+        ours = model.griffin_lim(M, n_iter, 40000, seed=5)
+        ref = np.stack([librosa.griffinlim(m.astype(np.float32), n_iter=n_iter, hop_length=tdata.HOP, win_length=tdata.N_FFT, n_fft=tdata.N_FFT,
+                                           window="hann", center=True, length=40000, init="random", random_state=5) for m in M])
+        assert ours.shape == ref.shape == (2, 40000) and ours.dtype == np.float32
+        assert np.abs(ours - ref).max() < 1e-4 * np.abs(ref).max()
+    assert model.griffin_lim(M[0], 2, 40000).shape == (40000,)

@@ -333,3 +333,13 @@ def test_in_parallel_starts_the_costliest_calls_first_and_keeps_the_order_of_res
         train.in_parallel(list(calls.values()), cost=[1, 1])
     with pytest.raises(ConfigError, match="one non-negative number per call"):
         train.in_parallel(list(calls.values()), cost=[1, 1, -1, 2])
+
+
+def test_warm_workers_starts_the_pool_that_in_parallel_then_uses(monkeypatch):
+    from functools import partial
+    monkeypatch.setenv("PAPERLIB_WORKERS", "2")
+    assert train.warm_workers(5) == 2 and 2 in train._POOLS
+    pool = train._POOLS[2]
+    assert train.in_parallel([partial(abs, -1), partial(abs, -2)]) == [1, 2]
+    assert train._POOLS[2] is pool                                  # the warmed workers ran the calls
+    assert train.warm_workers(1) == 0 and train.warm_workers(4, "cuda") == 0   # one call, or a GPU: this process runs them

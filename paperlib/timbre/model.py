@@ -22,8 +22,8 @@ from ..train import TrainConfig, batched, fit
 # %% auto #0
 __all__ = ['AutoencoderConfig', 'ResidualBlock', 'Encoder', 'Decoder', 'SpectralAutoencoder', 'build_autoencoder', 'step',
            'autoencoder_configs', 'reconstruction_mse', 'fit_autoencoder', 'train_autoencoder', 'get_autoencoder',
-           'embed', 'decode_logmag', 'reencode', 'encode_audio', 'to_audio', 'log_spectral_distance', 'show_logmag',
-           'pretraining_soundfont', 'pretrain_autoencoder', 'prepare_study']
+           'embed', 'decode_logmag', 'reencode', 'encode_audio', 'griffin_lim', 'to_audio', 'log_spectral_distance',
+           'show_logmag', 'pretraining_soundfont', 'pretrain_autoencoder', 'prepare_study']
 
 # %% ../../nbs/20_timbre_model.ipynb #54ed0adf
 @dataclass(frozen=True)
@@ -163,18 +163,38 @@ def encode_audio(model, audio: np.ndarray, device="cpu") -> np.ndarray:
     audio = np.atleast_2d(np.asarray(audio, np.float32))
     return embed(model, log_magnitude_db(stft_frames78(audio)), device)
 
+def griffin_lim(magnitude: np.ndarray, n_iter: int = 64, n_samples: int = N_SAMPLES, momentum: float = 0.99,
+                seed: int = 0) -> np.ndarray:
+    """Fast Griffin-Lim (Perraudin et al. 2013), as `librosa.griffinlim(S, n_iter, hop_length=HOP, n_fft=N_FFT,
+    window="hann", center=True, length=n_samples, init="random", random_state=seed)` computes it for each note, with
+    torch's STFT on all notes at once (the same numbers to float32 rounding; a test compares them). librosa is not
+    needed: importing it costs about 5 s in a notebook that only listens to notes.
+
+    magnitude : (n, 513, T + 1) or (513, T + 1) linear STFT magnitudes on librosa's centred frame grid.
+    Returns float32 waveforms (n, n_samples) or (n_samples,)."""
+    S = torch.as_tensor(np.ascontiguousarray(magnitude, np.float32))
+    single = S.ndim == 2
+    S = S.reshape(-1, *S.shape[-2:])
+    win = torch.hann_window(N_FFT, periodic=True)
+    phase = np.random.RandomState(seed).random(S.shape[-2:])     # librosa's initial phases: RandomState(seed), per note
+    angles = S * torch.polar(torch.ones(S.shape[-2:]), torch.as_tensor(2 * np.pi * phase, dtype=torch.float32))
+    inverse = lambda X: torch.istft(X, N_FFT, HOP, N_FFT, win, center=True, length=n_samples)
+    eps, previous = torch.finfo(torch.float32).tiny, None
+    for _ in range(n_iter):
+        rebuilt = torch.stft(inverse(angles), N_FFT, HOP, N_FFT, win, center=True, pad_mode="constant", return_complex=True)
+        angles = rebuilt if previous is None else rebuilt - (momentum / (1 + momentum)) * previous    # the momentum step
+        angles = angles / (angles.abs() + eps) * S            # keep the phases, put the target magnitudes back
+        previous = rebuilt
+    y = inverse(angles).numpy().astype(np.float32)
+    return y[0] if single else y
+
 def to_audio(logmag: np.ndarray, n_samples: int = N_SAMPLES, n_iter: int = 64, seed: int = 0) -> np.ndarray:
     "Griffin-Lim: dB log-magnitudes (n, 513, T) or (513, T) -> float32 waveforms (n, n_samples) or (n_samples,)."
-    import librosa
     L = np.asarray(logmag, np.float32)
-    single = L.ndim == 2
-    # librosa's centred STFT of n_samples samples has one more frame than our grid (the one centred 64 samples
-    # before the end, see above): repeat the last frame's magnitude there, so that Griffin-Lim's STFTs line up.
+    # librosa's (and torch's) centred STFT of n_samples samples has one more frame than our grid (the one centred 64
+    # samples before the end, see above): repeat the last frame's magnitude there, so that Griffin-Lim's STFTs line up.
     L = np.concatenate([L, L[..., -1:]], axis=-1) if n_frames(n_samples) == L.shape[-1] else L
-    out = np.stack([librosa.griffinlim(10.0 ** (l / 20.0), n_iter=n_iter, hop_length=HOP, win_length=N_FFT, n_fft=N_FFT,
-                                       window="hann", center=True, length=n_samples, init="random",
-                                       random_state=seed) for l in np.atleast_3d(L.reshape(-1, *L.shape[-2:]))])
-    return out[0].astype(np.float32) if single else out.astype(np.float32)
+    return griffin_lim(10.0 ** (L / 20.0), n_iter, n_samples, seed=seed)
 
 def log_spectral_distance(L_hat: np.ndarray, L: np.ndarray, floor: float = -80.0) -> np.ndarray:
     """Log-spectral distance in dB per note: sqrt(mean over bins of (L_hat - L)^2), averaged over frames.
