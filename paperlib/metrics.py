@@ -14,8 +14,9 @@ from .core import ConfigError, check_choice, check_positive
 
 # %% auto #0
 __all__ = ['DEPTH_METRIC_NAMES', 'DEPTH_VARIANTS', 'PAPER_THRESHOLDS', 'AUTHORS_CODE_THRESHOLDS', 'AUTHORS_CODE_AUC_WEIGHT',
-           'hungarian_mapping', 'cluster_accuracy', 'clustering_scores', 'classification_summary', 'plot_confusion',
-           'depth_metrics', 'crr_curve', 'iou_per_class', 'miou_table']
+           'hungarian_mapping', 'cluster_accuracy', 'clustering_scores', 'davies_bouldin', 'calinski_harabasz',
+           'silhouette_precomputed', 'classification_summary', 'plot_confusion', 'depth_metrics', 'crr_curve',
+           'iou_per_class', 'miou_table']
 
 # %% ../nbs/03_metrics.ipynb #db0ad580
 def _as_labels(name: str, y) -> np.ndarray:
@@ -148,6 +149,50 @@ def clustering_scores(X, y_true, y_pred, *, silhouette_sample_size: int | None =
             out["chi"] = float(skm.calinski_harabasz_score(Xa, yp))
     out["undefined"] = "; ".join(why)
     return out
+
+# %% ../nbs/03_metrics.ipynb #6e8f802c
+def _cluster_index(labels) -> tuple[np.ndarray, np.ndarray]:
+    "Each point's cluster index (n,) into the sorted distinct labels, and the clusters' sizes (K,)."
+    _, inv, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
+    return inv.ravel(), counts
+
+def _centroids(X: np.ndarray, inv: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    "Cluster means (K, d) of the points X (n, d)."
+    onehot = np.zeros((len(inv), len(counts))); onehot[np.arange(len(inv)), inv] = 1.0
+    return onehot.T @ X / counts[:, None]
+
+def davies_bouldin(X, labels) -> float:
+    "Davies-Bouldin index of `labels` (n,) on points X (n, d), lower is better; scikit-learn's `davies_bouldin_score`."
+    X = np.asarray(X, dtype=np.float64); inv, counts = _cluster_index(labels)
+    C = _centroids(X, inv, counts)
+    s = np.bincount(inv, weights=np.sqrt(((X - C[inv]) ** 2).sum(1)), minlength=len(counts)) / counts
+    d = np.sqrt(((C[:, None, :] - C[None, :, :]) ** 2).sum(-1))
+    if np.allclose(s, 0) or np.allclose(d, 0): return 0.0
+    d[d == 0] = np.inf
+    return float(np.mean(np.max((s[:, None] + s[None, :]) / d, axis=1)))
+
+def calinski_harabasz(X, labels) -> float:
+    "Calinski-Harabasz index of `labels` (n,) on points X (n, d), higher is better; scikit-learn's `calinski_harabasz_score`."
+    X = np.asarray(X, dtype=np.float64); inv, counts = _cluster_index(labels)
+    C, n, k = _centroids(X, inv, counts), len(X), len(counts)
+    extra = float((counts * ((C - X.mean(0)) ** 2).sum(1)).sum())
+    intra = float(((X - C[inv]) ** 2).sum())
+    return 1.0 if intra == 0.0 else extra * (n - k) / (intra * (k - 1.0))
+
+def silhouette_precomputed(D, labels) -> float:
+    """Mean silhouette of `labels` (n,) from the distance matrix D (n, n); scikit-learn's
+    `silhouette_score(D, labels, metric="precomputed")`."""
+    D = np.asarray(D, dtype=np.float64); inv, counts = _cluster_index(labels)
+    n, rows = len(inv), np.arange(len(inv))
+    onehot = np.zeros((n, len(counts))); onehot[rows, inv] = 1.0
+    sums = D @ onehot                                          # (n, K): each point's summed distance to each cluster
+    own = counts[inv]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = sums[rows, inv] / (own - 1)                        # mean distance to the rest of its cluster
+        means = sums / counts; means[rows, inv] = np.inf
+        b = means.min(1)                                       # to the nearest other cluster
+        s = np.nan_to_num((b - a) / np.maximum(a, b))
+    return float(np.where(own > 1, s, 0.0).mean())
 
 # %% ../nbs/03_metrics.ipynb #f7613990
 def classification_summary(y_true, y_pred, labels: Sequence | None = None, target_names: Sequence[str] | None = None):

@@ -410,6 +410,15 @@ def _unit(x: np.ndarray) -> np.ndarray:
     "`x` scaled to unit RMS (zeros stay zeros)."
     return x / max(_rms(x), 1e-12)
 
+@functools.lru_cache(maxsize=16)
+def _bin_powers(n: int, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """f**4 and log(f / 1 kHz) of the rfft bins of an n-sample signal (bin 0 given bin 1's frequency), read-only;
+    cached: a scene's layers share their length, and powers are most of what shaping the noise costs."""
+    f = np.fft.rfftfreq(n, 1.0 / sr); f[0] = f[1]
+    f4, log_f = f ** 4, np.log(f / 1000.0)
+    f4.flags.writeable = log_f.flags.writeable = False
+    return f4, log_f
+
 def shaped_noise(rng: np.random.Generator, n: int, sr: int = SCENE_SR, lo: float = 20.0, hi: float = 8000.0,
                  tilt: float = 0.0) -> np.ndarray:
     """Gaussian noise with a pass band and a spectral tilt, unit RMS.
@@ -424,9 +433,11 @@ def shaped_noise(rng: np.random.Generator, n: int, sr: int = SCENE_SR, lo: float
     float64 array, shape (n,).
     """
     X = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1.0 / sr); f[0] = f[1]
-    g = (f / 1000.0) ** (tilt / 6.0206) / (1 + (lo / f) ** 4) / (1 + (f / hi) ** 4)
-    return _unit(np.fft.irfft(X * g, n))
+    f4, log_f = _bin_powers(n, sr)
+    g = f4 * hi ** 4 / ((f4 + lo ** 4) * (f4 + hi ** 4))      # = 1 / ((1 + (lo/f)^4) (1 + (f/hi)^4))
+    if tilt: g *= np.exp(log_f * (tilt / 6.0206))              # (f / 1 kHz) ** (tilt / 6.02)
+    X *= g
+    return _unit(np.fft.irfft(X, n))
 
 def band_limit(x: np.ndarray, lo: float, hi: float, sr: int = SCENE_SR) -> np.ndarray:
     "Zero-phase band-pass of `x` between `lo` and `hi` Hz (4th-order skirts), same shape."
@@ -450,9 +461,14 @@ def harmonic_tone(rng: np.random.Generator, f0, n: int, sr: int = SCENE_SR, n_ha
     f0 = np.broadcast_to(np.asarray(f0, dtype=np.float64), (n,))
     phase = 2 * np.pi * np.cumsum(f0) / sr
     y = np.zeros(n)
+    s_prev, s, c_prev, c = np.zeros(n), np.sin(phase), np.ones(n), np.cos(phase)     # sin, cos of (k-1) phase and k phase
+    two_cos = 2 * c
     for k in range(1, n_harm + 1):
         if k * f0.max() > 0.45 * sr: break
-        y += (k ** -rolloff) * (odd if k % 2 else 1.0) * np.sin(k * phase + rng.uniform(0, 2 * np.pi))
+        a, ph = (k ** -rolloff) * (odd if k % 2 else 1.0), rng.uniform(0, 2 * np.pi)
+        y += (a * np.cos(ph)) * s; y += (a * np.sin(ph)) * c                       # a sin(k phase + ph)
+        s, s_prev = two_cos * s - s_prev, s                                        # Chebyshev's recurrence: the
+        c, c_prev = two_cos * c - c_prev, c                                        # next harmonic without a sin()
     return _unit(y)
 
 def room(x: np.ndarray, rng: np.random.Generator, rt60: float, wet: float, sr: int = SCENE_SR) -> np.ndarray:

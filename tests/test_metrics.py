@@ -74,6 +74,22 @@ def test_clustering_scores_equal_sklearn(blobs):
     assert s["undefined"] == "" and s["n_clusters"] == len(np.unique(y_pred))
 
 
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_space_scores_equal_sklearn(seed):
+    "davies_bouldin / calinski_harabasz / silhouette_precomputed against scikit-learn: singletons, duplicates, K = 2."
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, pairwise_distances, silhouette_score
+    from paperlib.metrics import calinski_harabasz, davies_bouldin, silhouette_precomputed
+    r = np.random.default_rng(seed)
+    X = r.normal(size=(40 + 10 * seed, 3 + seed)); X[5] = X[6]                   # a duplicated point
+    for c in [r.integers(0, 2, len(X)), r.integers(0, 6, len(X)), np.r_[r.integers(0, 3, len(X) - 1), 7]]:   # last: a singleton
+        D = pairwise_distances(X)
+        assert davies_bouldin(X, c) == pytest.approx(davies_bouldin_score(X, c), rel=1e-9)
+        assert calinski_harabasz(X, c) == pytest.approx(calinski_harabasz_score(X, c), rel=1e-9)
+        assert silhouette_precomputed(D, c) == pytest.approx(silhouette_score(D, c, metric="precomputed"), rel=1e-9, abs=1e-12)
+    same = np.zeros((6, 2)); c = np.array([0, 0, 0, 1, 1, 1])                    # no spread at all: sklearn's conventions
+    assert davies_bouldin(same, c) == davies_bouldin_score(same, c) == 0.0 and calinski_harabasz(same, c) == 1.0
+
 def test_clustering_scores_undefined_cases(blobs):
     X, y, _ = blobs
     one = clustering_scores(X, y, np.zeros(len(y), int))

@@ -106,6 +106,23 @@ def test_blocks_have_their_documented_shapes_and_levels():
     assert np.array_equal(synth.room(dry, rng, 0.5, 0.0), dry) and synth.room(dry, rng, 0.5, 0.5).shape == dry.shape
 
 
+
+def test_shaped_noise_and_harmonic_tone_equal_their_formulas():
+    "The fast forms (cached bin powers; Chebyshev's recurrence for the harmonics) against the textbook ones."
+    n, sr = 4001, 16000
+    for lo, hi, tilt in [(50.0, 3000.0, -4.0), (20.0, 8000.0, 0.0)]:
+        x = synth.shaped_noise(np.random.default_rng(4), n, sr, lo, hi, tilt)
+        f = np.fft.rfftfreq(n, 1 / sr); f[0] = f[1]
+        g = (f / 1000) ** (tilt / 6.0206) / (1 + (lo / f) ** 4) / (1 + (f / hi) ** 4)
+        ref = np.fft.irfft(np.fft.rfft(np.random.default_rng(4).standard_normal(n)) * g, n)
+        np.testing.assert_allclose(x, ref / np.sqrt(np.mean(ref ** 2)), atol=1e-9)
+    f0 = np.linspace(100.0, 300.0, n)
+    tone = synth.harmonic_tone(np.random.default_rng(3), f0, n, sr, n_harm=30, rolloff=0.7, odd=0.5)
+    rng, phase = np.random.default_rng(3), 2 * np.pi * np.cumsum(f0) / sr
+    ks = [k for k in range(1, 31) if k * 300.0 <= 0.45 * sr]          # 24 harmonics below 0.45 sr
+    ref = sum(k ** -0.7 * (0.5 if k % 2 else 1.0) * np.sin(k * phase + rng.uniform(0, 2 * np.pi)) for k in ks)
+    np.testing.assert_allclose(tone, ref / np.sqrt(np.mean(ref ** 2)), atol=1e-9)
+
 def test_scene_kit_keeps_its_caches_to_itself(tmp_path, monkeypatch):
     for d in range(2):
         write_tone(tmp_path / "fsdd" / "recordings" / f"{d}_ann_0.wav", sr=8000, seconds=0.3, freq=200 + 50 * d)

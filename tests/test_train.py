@@ -343,3 +343,19 @@ def test_warm_workers_starts_the_pool_that_in_parallel_then_uses(monkeypatch):
     assert train.in_parallel([partial(abs, -1), partial(abs, -2)]) == [1, 2]
     assert train._POOLS[2] is pool                                  # the warmed workers ran the calls
     assert train.warm_workers(1) == 0 and train.warm_workers(4, "cuda") == 0   # one call, or a GPU: this process runs them
+
+
+def test_a_worker_takes_the_callers_settings_and_directory_with_each_call(monkeypatch, tmp_path):
+    import os
+    from functools import partial
+    monkeypatch.setenv("PAPERLIB_WORKERS", "2")
+    monkeypatch.delenv("PAPERLIB_PROBE", raising=False)
+    assert train.in_parallel([partial(os.getenv, "PAPERLIB_PROBE")] * 2) == [None, None]     # the pool runs now
+    if "forkserver" in __import__("multiprocessing").get_all_start_methods():
+        assert train._POOLS[2]._mp_context.get_start_method() == "forkserver"
+    monkeypatch.setenv("PAPERLIB_PROBE", "set after the workers started")
+    monkeypatch.chdir(tmp_path)
+    out = train.in_parallel([partial(os.getenv, "PAPERLIB_PROBE"), partial(os.getcwd)])
+    assert out == ["set after the workers started", str(tmp_path)]
+    monkeypatch.delenv("PAPERLIB_PROBE")
+    assert train.in_parallel([partial(os.getenv, "PAPERLIB_PROBE")] * 2) == [None, None]      # and its removal

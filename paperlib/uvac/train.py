@@ -153,7 +153,12 @@ def cluster_scores(space, y_true, clusters) -> dict:
 
 def contingency(y_true, clusters) -> np.ndarray:
     "Counts (classes, clusters) of the pairs (y_true[i], clusters[i]), int; only the values present get a row or column."
-    _, y = np.unique(np.asarray(y_true), return_inverse=True); _, c = np.unique(np.asarray(clusters), return_inverse=True)
+    y, c = np.asarray(y_true), np.asarray(clusters)
+    if y.dtype.kind in "iu" and c.dtype.kind in "iu" and y.size and min(y.min(), c.min()) >= 0:   # small integer ids: no sorting
+        kc = int(c.max()) + 1
+        C = np.bincount(y.astype(np.int64) * kc + c, minlength=(int(y.max()) + 1) * kc).reshape(-1, kc)
+        return C[C.any(1)][:, C.any(0)]
+    _, y = np.unique(y, return_inverse=True); _, c = np.unique(c, return_inverse=True)
     ky, kc = y.max() + 1, c.max() + 1
     return np.bincount(y * kc + c, minlength=ky * kc).reshape(ky, kc)
 
@@ -238,7 +243,8 @@ def space_score_interval(space, clusters, metric: str = "Silhouette", other=None
     the clusters `other` in the same space, by subsampling: half of the clips without replacement, `n_sub` times
     (2.5 and 97.5 percentiles). Conservative (a half-sample spreads about sqrt(2) wider than the full one); the
     bootstrap does not suit these scores, whose duplicated points sit at distance zero. Returns `Interval`."""
-    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, pairwise_distances, silhouette_score
+    from sklearn.metrics import pairwise_distances
+    from paperlib.metrics import calinski_harabasz, davies_bouldin, silhouette_precomputed   # scikit-learn's scores, without its checks per call
     check_choice("metric", metric, SPACE_SCORES)
     X, c = np.asarray(space, dtype=np.float64), np.asarray(clusters)
     D = pairwise_distances(X) if metric == "Silhouette" else None          # once; each subsample reads its block
@@ -246,8 +252,8 @@ def space_score_interval(space, clusters, metric: str = "Silhouette", other=None
     def score(idx, cl):
         k = len(np.unique(cl[idx]))
         if not 2 <= k <= len(idx) - 1: return np.nan
-        if metric == "Silhouette": return float(silhouette_score(D[np.ix_(idx, idx)], cl[idx], metric="precomputed"))
-        return float((davies_bouldin_score if metric == "DBI" else calinski_harabasz_score)(X[idx], cl[idx]))
+        if metric == "Silhouette": return silhouette_precomputed(D[np.ix_(idx, idx)], cl[idx])
+        return (davies_bouldin if metric == "DBI" else calinski_harabasz)(X[idx], cl[idx])
 
     full = np.arange(len(c))
     stat = (lambda idx: score(idx, c) - score(idx, np.asarray(other))) if other is not None else (lambda idx: score(idx, c))
