@@ -427,11 +427,25 @@ class Run:
         return df
 
     def figure(self, fig, name: str, caption: str = "", dpi: int = 110) -> None:
-        """Stage a matplotlib figure as `figures/<name>.png`. Returns None: the notebook's inline backend shows the
-        figure once at the end of its cell (returning it would show it a second time)."""
-        png = self._path("figures", name, "png")
-        fig.savefig(png, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        """Stage a matplotlib figure as `figures/<name>.png`. Returns None.
+
+        In a notebook (matplotlib's inline backend) the same PNG is shown in the cell, at the size of a 72-dpi figure,
+        and the figure is closed: drawn and encoded once, not a second time by the inline backend at the cell's end
+        (measured on 33's 3 x 5 training curves: 1.6 s to save, 1.2 s more for the inline copy). Elsewhere the
+        figure stays open for the caller."""
+        import io
+        import matplotlib
+        png, buf = self._path("figures", name, "png"), io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        png.write_bytes(buf.getvalue())
         self.figures.append({"name": name, "caption": caption})
+        if "inline" in matplotlib.get_backend().lower():
+            import matplotlib.pyplot as plt
+            from IPython.display import Image, display
+            from PIL import Image as PILImage
+            width = PILImage.open(io.BytesIO(buf.getvalue())).size[0]
+            display(Image(data=buf.getvalue(), format="png", width=round(width * 72 / dpi)))
+            plt.close(fig)
 
     def provenance(self) -> dict:
         """The provenance record that `commit` writes as `provenance.json`. `lock` is the environment lock the

@@ -774,7 +774,8 @@ MANIFOLD_SETTINGS = {
     # 60 s budget on this AMD machine and 15 took 92 s, three trainings on two cores; the seg ceiling was 75.7 % mIoU
     # at 20 epochs, 70.8 % at 15). The plain AE gets 6 (the issue's value): over 10 epochs its validation loss was flat
     # from epoch 5 (1e-4 in u^2) while the depth VQ-VAE's fell 4x from epoch 6 to 10 and the seg one's was still erratic;
-    # its 4 epochs fewer take 41's three trainings on two cores from ~51 to ~42 s (measured below in 41)
+    # its 4 epochs fewer took 41's three trainings on two cores from 53.8 to 46.6 s (one cold run each; AE ceiling AUC_crr
+    # 0.212 -> 0.198, ABS_rel 0.156 -> 0.208)
     # the cue ablation (run in 42): 48 + 24 drives per renderer (64 + 32 before; its five renderers took 13-20 s)
     "quick": ManifoldSettings(("oap-like",), 32, (8,), (512, 64, 128), 1, 10, 2, 1e-3, 16, (48, 24), epochs_ae=6),
     "full": ManifoldSettings(("oap-like", "mavd-like"), 128, (8, 16, 32), (115, 24, 26), 60, 50, 40, 1e-4, 64, (400, 200),
