@@ -17,7 +17,8 @@ import numpy as np
 from .core import ConfigError, cache_dir
 
 # %% auto #0
-__all__ = ['cache_key', 'array_digest', 'cache_path', 'load_or_build', 'save_model', 'load_model', 'cached_model']
+__all__ = ['cache_key', 'array_digest', 'cache_path', 'load_or_build', 'save_model', 'load_model', 'cached_model',
+           'cached_object']
 
 # %% ../nbs/06_cache.ipynb #5a284734
 def cache_key(*parts, **named) -> str:
@@ -154,3 +155,17 @@ def cached_model(kind: str, key: str, build_model: Callable[[], Any], train: Cal
         history = train(model)
     if enabled: save_model(model, kind, key, history=history)
     return model.eval(), history, False
+
+# %% ../nbs/06_cache.ipynb #249a556e
+def cached_object(kind: str, key: str, build: Callable[[], Any], enabled: bool = True) -> tuple[Any, bool]:
+    """`(object, from_cache)`: the pickled cache entry `key` of `kind`, or `build()` run alone and pickled there
+    (`enabled=False`: always built, nothing written). An unreadable entry is rebuilt."""
+    import pickle
+    from paperlib.train import _alone
+    path = cache_path(kind, key, ".pkl")
+    if enabled and path.is_file():
+        try: return pickle.loads(path.read_bytes()), True
+        except Exception as e: print(f"cache: rebuilding {path.name} ({type(e).__name__}: {e})")
+    with _alone(): obj = build()
+    if enabled: _atomic_write(path, lambda f: pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL))
+    return obj, False

@@ -135,3 +135,22 @@ def test_cached_model_training_resumes_across_chunks(monkeypatch):
     assert not hit and hist["loss"] == ref_hist["loss"] and torch.equal(model.weight, ref.weight)
     assert not cache_path("toy", "chunked", ".ckpt.pt").exists()
     assert cached_model("toy", "chunked", build, train)[2]           # then it loads
+
+
+def test_cached_object_builds_once_alone_and_rebuilds_an_unreadable_entry(capsys):
+    calls = []
+
+    def build():
+        calls.append(torch.get_num_threads())
+        return {"fitted": np.arange(3), "note": "a picklable object"}
+
+    torch.set_num_threads(2)
+    a, hit_a = cache.cached_object("t", "obj", build)
+    b, hit_b = cache.cached_object("t", "obj", build)
+    assert (hit_a, hit_b) == (False, True) and calls == [1]            # built once, on one thread (as in a worker)
+    assert np.array_equal(a["fitted"], b["fitted"]) and b["note"] == a["note"] and torch.get_num_threads() == 2
+    cache.cache_path("t", "obj", ".pkl").write_bytes(b"not a pickle")
+    c, hit_c = cache.cached_object("t", "obj", build)
+    assert not hit_c and len(calls) == 2 and "rebuilding" in capsys.readouterr().out
+    d, hit_d = cache.cached_object("t", "other", build, enabled=False)
+    assert not hit_d and not cache.cache_path("t", "other", ".pkl").exists()

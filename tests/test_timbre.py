@@ -526,3 +526,15 @@ def test_griffin_lim_is_librosas():
         assert ours.shape == ref.shape == (2, 40000) and ours.dtype == np.float32
         assert np.abs(ours - ref).max() < 1e-4 * np.abs(ref).max()
     assert model.griffin_lim(M[0], 2, 40000).shape == (40000,)
+
+
+def test_fit_predict_keeps_a_fit_per_classifier_and_training_data():
+    from paperlib.core import cache_dir
+    r = np.random.default_rng(0)
+    X, y = r.normal(size=(60, 4)), np.repeat([0, 1, 2], 20)
+    a = classify.fit_predict(classify.make_svm("linear"), X, y, {"t": X[:10]})
+    b = classify.fit_predict(classify.make_svm("linear"), X, y, {"t": X[:10]})           # from the cache
+    classify.fit_predict(classify.make_svm("linear", C=0.5), X, y, {})                    # other parameters: a new fit
+    classify.fit_predict(classify.make_svm("linear"), X + 1, y, {})                       # other data: a new fit
+    assert np.array_equal(a[2]["t"], b[2]["t"]) and a[1] == b[1]
+    assert len(list((cache_dir() / "timbre-classifier").glob("*.pkl"))) == 3
