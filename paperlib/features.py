@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .core import ConfigError, DataError
@@ -130,9 +129,21 @@ def as_spectrogram(S, dtype=None) -> np.ndarray:
     return S
 
 # %% ../nbs/02_features.ipynb #5006ebaf
+def _hann(n: int) -> np.ndarray:
+    """The periodic Hann window of `n` samples, computed as `scipy.signal.get_window("hann", n)` computes it (the same
+    float64 values, tested), so that the study's STFTs need not import `scipy.signal` (about a second)."""
+    if n <= 1: return np.ones(n)
+    fac = np.linspace(-np.pi, np.pi, n + 1)        # the symmetric window of n + 1 samples, its last sample dropped
+    w = np.zeros(n + 1)
+    for k, a in enumerate((0.5, 0.5)): w += a * np.cos(k * fac)
+    return w[:-1]
+
 @functools.lru_cache(maxsize=32)
 def _window_cached(window, win_length: int, n_fft: int) -> np.ndarray:
-    w = scipy.signal.get_window(window, win_length, fftbins=True)
+    if isinstance(window, str) and window in ("hann", "hann_periodic"): w = _hann(win_length)
+    else:
+        import scipy.signal
+        w = scipy.signal.get_window(window, win_length, fftbins=True)
     lpad = (n_fft - win_length) // 2
     out = np.zeros(n_fft)
     out[lpad:lpad + win_length] = w

@@ -310,3 +310,11 @@ def test_spectrogram_and_waveform_must_agree(y):
         F.resize_spectrogram(np.ones((8, 8)), (0, 4))
     with pytest.raises(ConfigError):
         F.resize_spectrogram(np.ones((8, 8)), (4, 4), method="cubic")
+
+
+def test_the_hann_window_is_scipys_without_importing_it():
+    import scipy.signal
+    for n in [1, 2, 3, 255, 256, 400, 1024, 2048, 4095]:
+        assert np.array_equal(F._hann(n), scipy.signal.get_window("hann", n, fftbins=True)), n
+    assert np.array_equal(F.get_window("hann", 1024, 400)[312:712], scipy.signal.get_window("hann", 400, fftbins=True))
+    assert np.array_equal(F.get_window("hamming", 256), scipy.signal.get_window("hamming", 256, fftbins=True))

@@ -345,6 +345,37 @@ def test_note_cache_is_keyed_on_the_renderer_content(tmp_path, monkeypatch):
     assert len(files()) == 2 and c2.source["fingerprint"] == "another-renderer-id"
 
 
+def test_a_cached_note_set_is_read_only_when_its_audio_is_used(tmp_path):
+    plan = tdata.plan_notes(1, seed=0, families=["reed", "vocal"])
+    first = tdata.render_note_set(plan, "numpy", n_samples=tdata.N_SAMPLES, progress=False)   # not cached: rendered now
+    assert isinstance(first.audio, tdata.RenderedAudio) and first.audio._array is not None
+    again = tdata.render_note_set(plan, "numpy", n_samples=tdata.N_SAMPLES, progress=False)   # cached: nothing read yet
+    assert again.audio._array is None and len(again) == 2 and again.audio.key == first.audio.key
+    ns = tdata.prepare_arrays(again, "numpy")                      # builds the arrays: reads the audio
+    ns2 = tdata.prepare_arrays(tdata.render_note_set(plan, "numpy", progress=False), "numpy")   # arrays cached: no audio read
+    assert callable(ns2._audio) and np.array_equal(ns2.logmag, ns.logmag) and np.array_equal(ns2.logmel, ns.logmel)
+    assert np.array_equal(ns2.audio, np.stack(first.audio)) and ns2.audio.dtype == np.float32 and not callable(ns2._audio)
+    # the same audio passed as a plain list is keyed on its digest, and gives the same arrays
+    plain = tdata.prepare_arrays(data.Clips(list(np.stack(first.audio)), first.sr, first.meta, first.source), "numpy")
+    assert np.array_equal(plain.logmag, ns.logmag) and np.array_equal(plain.logmel, ns.logmel)
+    assert len(list((tmp_path / "cache" / "timbre-arrays").glob("*.npz"))) == 2
+    # a subset is plain audio again (its key would not be the set's)
+    assert not isinstance(again.subset([1]).audio, tdata.RenderedAudio)
+
+
+def test_log_spectral_distance_is_the_formula_in_chunks():
+    r = np.random.default_rng(0)
+    L, L_hat = (r.standard_normal((2, 45, 513, 78)) * 30 - 60).astype(np.float32)
+    d = np.maximum(L_hat, -80.0) - np.maximum(L, -80.0)
+    want = np.sqrt(np.mean(d ** 2, axis=-2)).mean(axis=-1)
+    for chunk in (1, 7, 32, 100):
+        assert np.array_equal(model.log_spectral_distance(L_hat, L, chunk=chunk), want)
+    d0 = np.maximum(L_hat[0], -80.0) - np.maximum(L, -80.0)                  # one note against all: broadcast
+    assert np.array_equal(model.log_spectral_distance(L_hat[0], L), np.sqrt(np.mean(d0 ** 2, axis=-2)).mean(axis=-1))
+    assert model.log_spectral_distance(L[0], L[0]) == 0.0 and model.log_spectral_distance(L[0], L[0]).shape == ()
+    assert model.log_spectral_distance(L[0] + 6.0, L[0] + 0.0, floor=-1e9) == pytest.approx(6.0)
+
+
 def test_numpy_source_loader_and_note_set_provenance():
     assert data.SOURCES["numpy-nsynth"].loader == "paperlib.timbre.data:load_numpy_nsynth"
     clips = tdata.load_numpy_nsynth(per_family=1, families=["guitar"], n_samples=4000)
@@ -538,3 +569,20 @@ def test_fit_predict_keeps_a_fit_per_classifier_and_training_data():
     classify.fit_predict(classify.make_svm("linear"), X + 1, y, {})                       # other data: a new fit
     assert np.array_equal(a[2]["t"], b[2]["t"]) and a[1] == b[1]
     assert len(list((cache_dir() / "timbre-classifier").glob("*.pkl"))) == 3
+
+
+@needs_fluidsynth
+def test_note_sets_prepared_side_by_side_equal_one_after_the_other(tmp_path, monkeypatch):
+    from threadpoolctl import threadpool_info
+    plan = tdata.plan_notes(1, seed=0, families=["reed", "guitar"])
+    limits = lambda: {i["filepath"]: i["num_threads"] for i in threadpool_info()}
+    assert tdata.prepare_note_sets(plan, ["FluidR3_GM", "TimGM6mb"]) == ["FluidR3_GM", "TimGM6mb"]
+    before = limits()                                  # the libraries loaded by the first run, with their limits
+    tdata.prepare_note_sets(tdata.plan_notes(1, seed=1, families=["reed", "guitar"]), ["FluidR3_GM", "TimGM6mb"])
+    assert limits() == before                          # every thread's BLAS limit is undone
+    assert tdata.prepare_note_sets(plan, ["FluidR3_GM", "TimGM6mb"]) == []          # cached: nothing to do
+    side = {sf: tdata.prepare_arrays(tdata.render_note_set(plan, sf, progress=False), sf) for sf in ["FluidR3_GM", "TimGM6mb"]}
+    monkeypatch.setenv("PAPERLIB_CACHE", str(tmp_path / "another"))
+    for sf, ns in side.items():                       # one after the other, in another cache
+        one = tdata.prepare_arrays(tdata.render_note_set(plan, sf, progress=False), sf)
+        assert np.array_equal(one.audio, ns.audio) and np.array_equal(one.logmag, ns.logmag) and np.array_equal(one.logmel, ns.logmel)

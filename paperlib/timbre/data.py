@@ -13,20 +13,20 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..cache import array_digest, cache_key, load_or_build
+from ..cache import array_digest, cache_key, cache_path, load_or_build
 from ..core import ConfigError, DataError, check_choice, check_positive, rng
 from ..data import Clips, data_root, load_nsynth, resolve_source
-from ..synth import find_soundfonts, get_renderer, soundfont_fingerprint
+from ..synth import find_soundfonts, get_renderer, renderer_fingerprint, soundfont_fingerprint
 from ..train import split
 
 # %% auto #0
 __all__ = ['FAMILIES', 'SOURCES_NSYNTH', 'VELOCITIES', 'SR', 'NOTE_SECONDS', 'NOTE_OFF', 'N_SAMPLES', 'GM_FAMILY_ROWS',
            'GM_EXCLUDED', 'PITCHES', 'N_FFT', 'HOP', 'N_BINS', 'DB_FLOOR', 'N_MELS_BASELINE', 'PROTOCOLS',
-           'TIMBRE_SETTINGS', 'gm_family_table', 'plan_notes', 'renderer_id', 'render_note_set', 'load_gm_nsynth',
-           'load_numpy_nsynth', 'load_note_sets', 'soundfont_zones', 'note_samples', 'note_recordings',
-           'shares_recording', 'n_frames', 'stft_frames78', 'log_magnitude_db', 'NoteSet', 'prepare_arrays',
-           'TimbreSettings', 'study_seeds', 'heldout_programs', 'note_set_name', 'load_study_notes', 'grid_plan',
-           'pretraining_plan', 'pretraining_logmag']
+           'TIMBRE_SETTINGS', 'gm_family_table', 'plan_notes', 'renderer_id', 'RenderedAudio', 'render_note_set',
+           'load_gm_nsynth', 'load_numpy_nsynth', 'load_note_sets', 'soundfont_zones', 'note_samples',
+           'note_recordings', 'shares_recording', 'n_frames', 'stft_frames78', 'log_magnitude_db', 'NoteSet',
+           'prepare_arrays', 'TimbreSettings', 'study_seeds', 'heldout_programs', 'note_set_name', 'prepare_note_sets',
+           'load_study_notes', 'grid_plan', 'pretraining_plan', 'pretraining_logmag']
 
 # %% ../../nbs/20_timbre_data.ipynb #7f7006d2
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal")
@@ -177,6 +177,31 @@ def _nsynth_meta(plan, soundfont_name: str):
     meta["label"] = meta.instrument_family_str
     return meta
 
+class RenderedAudio:
+    """The audio of a rendered note set, read from its cache entry when first used: a sequence of `n` float32
+    (`n_samples`,) notes (`len`, indexing, iteration, `np.asarray` give (n, n_samples)).
+
+    `key` is the cache key of the rendered notes (the renderer's content id, the code version and the notes), a content
+    key of this audio: `prepare_arrays` keys the spectrograms on it, so that a run whose spectrograms are cached never
+    reads the 176 MB of audio unless a cell listens to it."""
+    def __init__(self, key: str, n: int, n_samples: int, load):
+        self.key, self.n_samples, self._n, self._load, self._array = key, int(n_samples), int(n), load, None
+
+    def array(self) -> np.ndarray:
+        "The notes as one float32 (n, n_samples) array (read once, then kept)."
+        if self._array is None: self._array = self._load()
+        return self._array
+
+    def __len__(self): return self._n
+    def __getitem__(self, i): return self.array()[i]
+    def __iter__(self): return iter(self.array())
+    def __array__(self, dtype=None, copy=None): return self.array() if dtype is None else self.array().astype(dtype)
+
+def _note_set_key(plan, sf_id: str, n_samples: int) -> str:
+    "The cache key of the notes of `plan` rendered by the renderer of content id `sf_id` (`renderer_id`), `n_samples` each."
+    cols = ["instrument_family_str", "program", "pitch", "velocity"]
+    return cache_key(v=_RENDER_VERSION, sf=sf_id, sr=SR, n=n_samples, notes=plan[cols].to_numpy().tolist())
+
 def render_note_set(plan, soundfont: str = "FluidR3_GM", n_samples: int = N_SAMPLES, cache: bool = True,
                     progress: bool = True) -> Clips:
     """Render every note of `plan` (see `plan_notes`) from `soundfont`, NSynth-style, caching the result.
@@ -191,8 +216,9 @@ def render_note_set(plan, soundfont: str = "FluidR3_GM", n_samples: int = N_SAMP
 
     Returns
     -------
-    Clips with float32 audio of shape (n_samples,) each at 16 kHz, meta in NSynth's fields (+ program, gm_name,
-    soundfont, cell, round), source = the renderer's provenance.
+    Clips with float32 audio of shape (n_samples,) each at 16 kHz (a `RenderedAudio`: a cached set is read when first
+    used; a set not in the cache is rendered here, so that a silent note is an error now), meta in NSynth's fields
+    (+ program, gm_name, soundfont, cell, round), source = the renderer's provenance.
     """
     from paperlib.core import progress_bar
     check_positive("n_samples", n_samples, integer=True)
@@ -200,9 +226,8 @@ def render_note_set(plan, soundfont: str = "FluidR3_GM", n_samples: int = N_SAMP
         raise ConfigError(f"n_samples={n_samples} is longer than a {NOTE_SECONDS} s note at {SR} Hz.", f"pass n_samples <= {int(NOTE_SECONDS * SR)}.")
     renderer = get_renderer(soundfont, sr=SR)
     name = renderer.name
-    cols = ["instrument_family_str", "program", "pitch", "velocity"]
     sf_id = renderer_id(renderer)
-    key = cache_key(v=_RENDER_VERSION, sf=sf_id, sr=SR, n=n_samples, notes=plan[cols].to_numpy().tolist())
+    key = _note_set_key(plan, sf_id, n_samples)
     meta = _nsynth_meta(plan, name)
 
     def render():
@@ -210,15 +235,16 @@ def render_note_set(plan, soundfont: str = "FluidR3_GM", n_samples: int = N_SAMP
         for i, (p, v, prog) in enumerate(progress_bar(list(zip(plan.pitch, plan.velocity, plan.program)), desc=f"render {name}",
                                                       disable=not progress, leave=False)):
             audio[i] = renderer.render(int(prog), int(p), int(v), note_on=0.0, note_off=NOTE_OFF, duration=NOTE_SECONDS)[:n_samples]
+        silent = np.abs(audio.astype(np.float32)).max(axis=1) < 1e-4      # checked before the entry is written
+        if silent.any():
+            raise DataError(f"{int(silent.sum())} rendered notes are silent, e.g. {meta.note_str[int(np.argmax(silent))]} from {name}.",
+                            "the SoundFont lacks that preset or range: check the table's pitch ranges.")
         return {"audio": audio}
-    audio = load_or_build("timbre-notes", key, render, enabled=cache)[0]["audio"]
-    audio = audio.astype(np.float32)
-    silent = np.abs(audio).max(axis=1) < 1e-4
-    if silent.any():
-        raise DataError(f"{int(silent.sum())} rendered notes are silent, e.g. {meta.note_str[int(np.argmax(silent))]} from {name}.",
-                        "the SoundFont lacks that preset or range: check the table's pitch ranges.")
+    audio = RenderedAudio(key, len(plan), n_samples,
+                          lambda: load_or_build("timbre-notes", key, render, enabled=cache)[0]["audio"].astype(np.float32))
+    if not (cache and cache_path("timbre-notes", key).is_file()): audio.array()     # not cached: render now
     prov = {k: v for k, v in renderer.provenance.items() if k != "path"}     # no machine paths in provenance
-    return Clips(list(audio), SR, meta, dict(prov, fingerprint=sf_id, n_notes=len(plan)))
+    return Clips(audio, SR, meta, dict(prov, fingerprint=sf_id, n_notes=len(plan)))
 
 # %% ../../nbs/20_timbre_data.ipynb #1c68341e
 def load_gm_nsynth(root=None, soundfont: str = "FluidR3_GM", per_family: int = 150, seed: int = 0,
@@ -398,7 +424,7 @@ class NoteSet:
     name : e.g. the SoundFont's name.
     meta : DataFrame (n rows) in NSynth's fields; columns ``split`` (held-out notes), ``split_programs``
         (held-out programs) and ``split_autoencoder`` are 'train', 'test' or 'unseen' (`PROTOCOLS`).
-    audio : float32 (n, 40000) at 16 kHz.
+    audio : float32 (n, 40000) at 16 kHz (read when first used, for a rendered set whose arrays were cached: `RenderedAudio`).
     logmag : float32 (n, 513, 78) log-magnitude in dB.
     logmel : float32 (n, 16, 78) log-mel in dB.
     source : provenance of the notes.
@@ -407,7 +433,7 @@ class NoteSet:
     """
     name: str
     meta: Any
-    audio: np.ndarray
+    _audio: Any = field(repr=False)     # the array, or a function that returns it (called once, when first used)
     logmag: np.ndarray
     logmel: np.ndarray
     source: dict = field(default_factory=dict)
@@ -415,6 +441,12 @@ class NoteSet:
     z_pretrained: np.ndarray | None = None
 
     def __len__(self): return len(self.meta)
+
+    @property
+    def audio(self) -> np.ndarray:
+        "float32 (n, 40000) at 16 kHz."
+        if callable(self._audio): self._audio = self._audio()
+        return self._audio
 
     @property
     def y(self) -> np.ndarray:
@@ -426,22 +458,31 @@ class NoteSet:
         'notes', held-out notes; 'programs', held-out programs; 'autoencoder', the notes the autoencoder learns from)."""
         return (self.meta[PROTOCOLS[check_choice("protocol", protocol, PROTOCOLS)]] == split).to_numpy()
 
+def _arrays_key(content: str) -> str:
+    "The cache key of the prepared arrays of audio whose content key is `content`."
+    return cache_key(v=_RENDER_VERSION, fft=[N_FFT, HOP, N_MELS_BASELINE, DB_FLOOR], audio=content)
+
 def prepare_arrays(clips: Clips, name: str, cache: bool = True) -> NoteSet:
     """Compute (or load from the cache entry `timbre-arrays/<key>`, keyed on the audio's content) the log-magnitude
-    (stored as float16) and the 16-band log-mel (`paperlib.features`, one STFT for both) of `clips` (40000 samples each)."""
-    audio = clips.to_array(max(len(a) for a in clips.audio))
-    key = cache_key(v=_RENDER_VERSION, fft=[N_FFT, HOP, N_MELS_BASELINE, DB_FLOOR], audio=array_digest(audio))
+    (stored as float16) and the 16-band log-mel (`paperlib.features`, one STFT for both) of `clips` (40000 samples each).
+
+    The content key of rendered notes (`RenderedAudio`) is their own cache key: cached arrays are then read without
+    reading the audio (the NoteSet reads it when first used). Other audio is keyed on its digest (`array_digest`)."""
+    rendered = clips.audio if isinstance(clips.audio, RenderedAudio) else None
+    audio = None if rendered else clips.to_array(max(len(a) for a in clips.audio))
+    content = f"rendered:{rendered.key}" if rendered else array_digest(audio)
+    key = _arrays_key(content)
 
     def build():
         from paperlib.features import log_magnitude, mel_spectrogram     # librosa: imported only to build
-        S = stft_frames78(audio)
+        S = stft_frames78(rendered.array() if rendered else audio)
         mel = mel_spectrogram(S=S, sr=SR, n_fft=N_FFT, n_mels=N_MELS_BASELINE, power=2.0)
         return {"logmag": log_magnitude_db(S).astype(np.float16), "logmel": log_magnitude(mel, power=2.0, top_db=None)}
     arrays = load_or_build("timbre-arrays", key, build, enabled=cache)[0]
     meta = clips.meta.copy()
     if "split" not in meta: meta["split"] = "train"
-    return NoteSet(name, meta, audio, arrays["logmag"].astype(np.float32), np.asarray(arrays["logmel"], np.float32),
-                   dict(clips.source))
+    return NoteSet(name, meta, rendered.array if rendered else audio, arrays["logmag"].astype(np.float32),
+                   np.asarray(arrays["logmel"], np.float32), dict(clips.source))
 
 # %% ../../nbs/20_timbre_data.ipynb #051adb97
 @dataclass(frozen=True)
@@ -512,6 +553,23 @@ def note_set_name(clips: Clips) -> str:
     s = clips.source
     return "+".join(s["soundfonts"]) if s.get("name") == "gm-nsynth" and s.get("soundfonts") else str(s.get("name", "train"))
 
+def prepare_note_sets(plan, soundfonts: Sequence[str], n_samples: int = N_SAMPLES) -> list[str]:
+    """Render (`render_note_set`) and prepare (`prepare_arrays`) the notes of `plan` from each of `soundfonts` into the
+    cache, side by side: one thread per set whose arrays are not cached yet. FluidSynth, the FFTs and NumPy run with the
+    GIL released (two sets take about the time of one, measured) and all threads under one BLAS thread, as every cache
+    entry is built (`load_or_build`): the same audio and arrays as one set after the other. Returns the SoundFonts prepared now."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threadpoolctl import threadpool_limits
+    arrays_cached = lambda sf: cache_path("timbre-arrays", _arrays_key(
+        f"rendered:{_note_set_key(plan, renderer_fingerprint(sf), n_samples)}")).is_file()
+    todo = [sf for sf in dict.fromkeys(soundfonts) if not arrays_cached(sf)]
+    one = lambda sf: prepare_arrays(render_note_set(plan, sf, n_samples, progress=False), sf)
+    # the limit is held here, around all threads: a thread's own limit (in `load_or_build`) then restores 1, never
+    # another thread's setting
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(max(len(todo), 1)) as pool:
+        list(pool.map(one, todo))
+    return todo
+
 def load_study_notes(S: TimbreSettings, data_source: str = "auto", train_soundfonts=("FluidR3_GM",),
                      test_soundfonts=("TimGM6mb",), seed: int = 0) -> tuple[NoteSet, dict[str, NoteSet]]:
     """The prepared note sets of a run: the training SoundFont's notes, and {name: NoteSet} of the unseen sets.
@@ -521,6 +579,8 @@ def load_study_notes(S: TimbreSettings, data_source: str = "auto", train_soundfo
     (every note of the `heldout_programs` is 'test'); ``split_autoencoder``, 'train' for the notes that are training
     notes under both protocols (what the autoencoder learns from), 'test' for the rest. With sample-based SoundFonts
     the column ``recordings`` holds each note's SoundFont samples (`note_recordings`). Unseen sets: 'unseen' everywhere."""
+    if resolve_source("instrument_notes", data_source).name == "gm-nsynth":
+        prepare_note_sets(plan_notes(S.per_family, seed), [*train_soundfonts, *test_soundfonts])     # side by side
     train_clips, unseen_clips = load_note_sets(data_source, train_soundfonts, test_soundfonts, S.per_family, seed)
     notes = prepare_arrays(train_clips, note_set_name(train_clips))
     m = notes.meta

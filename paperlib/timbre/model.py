@@ -196,13 +196,21 @@ def to_audio(logmag: np.ndarray, n_samples: int = N_SAMPLES, n_iter: int = 64, s
     L = np.concatenate([L, L[..., -1:]], axis=-1) if n_frames(n_samples) == L.shape[-1] else L
     return griffin_lim(10.0 ** (L / 20.0), n_iter, n_samples, seed=seed)
 
-def log_spectral_distance(L_hat: np.ndarray, L: np.ndarray, floor: float = -80.0) -> np.ndarray:
+def log_spectral_distance(L_hat: np.ndarray, L: np.ndarray, floor: float = -80.0, chunk: int = 32) -> np.ndarray:
     """Log-spectral distance in dB per note: sqrt(mean over bins of (L_hat - L)^2), averaged over frames.
 
-    Both are clipped below at `floor` dB first, so that the error in inaudible bins does not dominate.
-    Returns float (n,)."""
-    d = np.maximum(L_hat, floor) - np.maximum(L, floor)
-    return np.sqrt(np.mean(d ** 2, axis=-2)).mean(axis=-1)
+    L_hat, L : dB log-magnitudes (..., bins, frames), broadcast against each other. Both are clipped below at `floor`
+    dB first, so that the error in inaudible bins does not dominate. Computed `chunk` notes at a time (the same numbers:
+    each note's sums are its own; no temporary the size of the whole set). Returns float (...)."""
+    L_hat, L = np.broadcast_arrays(np.asarray(L_hat), np.asarray(L))
+    lead, (n_bins, n_frames) = L.shape[:-2], L.shape[-2:]
+    a, b = L_hat.reshape(-1, n_bins, n_frames), L.reshape(-1, n_bins, n_frames)
+    out = []
+    for i in range(0, len(a), chunk):
+        d = np.maximum(a[i:i + chunk], floor)
+        d -= np.maximum(b[i:i + chunk], floor)                        # the clipped difference
+        out.append(np.sqrt(np.mean(np.square(d, out=d), axis=-2)).mean(axis=-1))
+    return np.concatenate(out).reshape(lead)
 
 def show_logmag(ax, L: np.ndarray, title: str = "", vmin: float = -80.0, vmax: float | None = None):
     """Draw a dB log-magnitude (513, T) on `ax` (time in s, frequency in kHz).
