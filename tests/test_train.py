@@ -359,3 +359,15 @@ def test_a_worker_takes_the_callers_settings_and_directory_with_each_call(monkey
     assert out == ["set after the workers started", str(tmp_path)]
     monkeypatch.delenv("PAPERLIB_PROBE")
     assert train.in_parallel([partial(os.getenv, "PAPERLIB_PROBE")] * 2) == [None, None]      # and its removal
+
+
+def test_in_threads_gives_the_function_of_all_rows_in_order():
+    from sklearn.svm import SVC
+    r = np.random.default_rng(0)
+    X, Z = r.standard_normal((200, 8)), r.standard_normal((101, 8))
+    svm = SVC().fit(X, X[:, 0] + X[:, 1] > 0)
+    want = svm.predict(Z)
+    for n in (None, 1, 2, 3, 500):                   # None: torch's threads; more threads than rows: one row each
+        assert np.array_equal(train.in_threads(svm.predict, Z, n), want)
+    assert np.array_equal(train.in_threads(lambda a: a[:, :2] * 2, Z, 4), Z[:, :2] * 2)      # rows of any width
+    assert train.in_threads(np.square, np.arange(1.0), 2).tolist() == [0.0]

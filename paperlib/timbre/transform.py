@@ -14,6 +14,7 @@ from ..claims import Claim, PaperValue
 from ..core import ConfigError, rng
 from .data import FAMILIES
 from .model import reencode
+from ..train import in_threads
 
 # %% auto #0
 __all__ = ['METHODS', 'TRANSFORMS', 'PAPER_VALUES', 'family_means', 'mean_shift', 'diagonal_scaling', 'RidgeMap', 'fit_ridge_map',
@@ -87,12 +88,18 @@ def fit_ridge_map(Z_src: np.ndarray, Z_tgt: np.ndarray, alphas=tuple(10.0 ** np.
 def paired_notes(meta, src_idx: np.ndarray, tgt_idx: np.ndarray, on: Sequence[str] = ("pitch", "velocity")) -> np.ndarray:
     """Pairs (i, j) of note indices, i from `src_idx` and j from `tgt_idx`, that share `on` (pitch and velocity).
 
-    Returns int (n_pairs, 2); a (pitch, velocity) present several times pairs its notes in order."""
-    a = meta.iloc[src_idx][list(on)].assign(_i=src_idx)
-    b = meta.iloc[tgt_idx][list(on)].assign(_j=tgt_idx)
-    a["_k"] = a.groupby(list(on)).cumcount(); b["_k"] = b.groupby(list(on)).cumcount()
-    m = a.merge(b, on=[*on, "_k"])
-    return m[["_i", "_j"]].to_numpy(dtype=int).reshape(-1, 2)
+    Returns int (n_pairs, 2) in the order of `src_idx`; a (pitch, velocity) present several times pairs its notes in
+    order (the k-th source note of a key with the k-th target note of that key)."""
+    cols = [meta[c].to_numpy() for c in on]
+    def numbered(idx):          # (key, k, index): the k-th note of its key, in the order of idx
+        seen = {}
+        for i in idx:
+            key = tuple(col[i] for col in cols)
+            seen[key] = seen.get(key, -1) + 1
+            yield key, seen[key], int(i)
+    target = {(key, k): j for key, k, j in numbered(tgt_idx)}
+    pairs = [(i, target[key, k]) for key, k, i in numbered(src_idx) if (key, k) in target]
+    return np.array(pairs, dtype=int).reshape(-1, 2)
 
 def transformation_success(classifier, Z: np.ndarray, target: int) -> float:
     "Fraction of the transformed embeddings `Z` (n, ...) that `classifier` assigns to family index `target`."
@@ -162,7 +169,8 @@ def transformation_pairs(Z: np.ndarray, y: np.ndarray, meta, train: np.ndarray, 
     z_all = np.concatenate(blocks).astype(np.float32)
     z_uni, back = np.unique(z_all, axis=0, return_inverse=True); back = back.reshape(-1)
     z_dec = reencode(model, z_uni, device)
-    preds = {"latent_MLP": mlp.predict(z_uni)[back], "decoded_MLP": mlp.predict(z_dec)[back], "decoded_SVM": svm.predict(z_dec)[back]}
+    preds = {"latent_MLP": mlp.predict(z_uni)[back], "decoded_MLP": mlp.predict(z_dec)[back],
+             "decoded_SVM": in_threads(svm.predict, z_dec)[back]}         # libsvm in threads, one per core: the same classes
     ends = np.cumsum([len(b_) for b_ in blocks])
     for r, lo, hi in zip(rows, ends - [len(b_) for b_ in blocks], ends):
         for k, p in preds.items():
