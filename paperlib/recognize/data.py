@@ -733,7 +733,7 @@ class RecognizeSettings:
     sweep_seeds: int = 1                      # seeds (initial weights, batch order) per hidden size
     ablation: tuple[str, ...] = ("softmax", "nn", "cnn")  # models retrained on raw, unscaled inputs
     standardize: bool = True                  # z-score every input value with the training split's statistics
-    threads: int | None = 1                   # torch CPU threads while training and scoring softmax regression and the network (None: torch's default)
+    threads: int | None = 1                   # torch CPU threads while training softmax regression and the network (None: torch's default; scoring: the notebook's)
     cnn_threads: int | None = 2               # ... the CNN: one step (batch 50) takes 99 ms on two threads, 163 ms on one (measured)
     seeds: int = 5                            # training seeds of softmax regression and the network in every protocol
     cnn_seeds: int = 5                        # ... of the CNN (quick: 1 per protocol)
@@ -751,6 +751,8 @@ RECOGNIZE_SETTINGS = {
                                cnn_seeds=1, cnn_protocols=("seen",), cnn_unseen_reps=(), rotation_per_class=10, transfer_seeds=2, n_boot=200),
     "quick": RecognizeSettings(cnn_iterations=150, cnn_n_curve=300, ablation=("softmax", "nn"), sweep_seeds=5, cnn_seeds=1,
                                cnn_protocols=("seen", "unseen"), cnn_unseen_reps=("spectrogram",), rotation_per_class=240,
-                               rotation_reps=("spectrogram",), transfer_seeds=3),
+                               rotation_reps=("spectrogram",), transfer_seeds=3, cnn_threads=1),
+    # quick cnn_threads=1: its few CNNs train side by side, one per core (two of them: a step 117-135 ms each, i.e. 63 ms
+    # a step for the pair, against 83 ms one after the other on two threads; measured on this study's 2-core machine)
     "full": RecognizeSettings(n_curve_train=1248, sweep_seeds=5),
 }

@@ -17,7 +17,7 @@ from ..claims import PaperValue
 from ..core import ConfigError, check_choice, check_positive
 from ..core import rng as core_rng
 from .data import RecognizeSettings
-from ..train import TrainConfig, fit, predict_classes, threads
+from ..train import TrainConfig, fit, predict_classes
 
 # %% auto #0
 __all__ = ['MODELS', 'MODEL_NAMES', 'PAPER_VALUES', 'ModelConfig', 'SoftmaxRegression', 'OneHiddenLayerNet', 'LeNetCNN',
@@ -132,9 +132,9 @@ class TrainResult:
     threads: int | None = 1
 
     def predict(self, X: np.ndarray, batch: int = 512) -> np.ndarray:
-        "Predicted classes (N,) of raw (unscaled) inputs X (N, 32, 32)."
-        with threads(self.threads):
-            return predict_classes(self.model, self.scaler(X), batch)
+        """Predicted classes (N,) of raw (unscaled) inputs X (N, 32, 32), on the caller's torch threads (`threads` is what the
+        training used: a one-thread CNN of the quick profile is scored on the notebook's two; the classes were the same)."""
+        return predict_classes(self.model, self.scaler(X), batch)
 
     def accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(self.predict(X) == np.asarray(y)))
